@@ -1,0 +1,11 @@
+//! The pilotfish control plane: everything that does I/O.
+//!
+//! ```text
+//!   sources ──► snapshot cache (ProxyClass → Arc<Snapshot>) ──► ADS server (one task per stream) ──► Envoy
+//!                                                        └──► proxy registry (sync state per proxy and type)
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod builders;
+pub mod snapshot;
