@@ -8,4 +8,5 @@
 #![forbid(unsafe_code)]
 
 pub mod builders;
+pub mod server;
 pub mod snapshot;

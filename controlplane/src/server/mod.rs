@@ -1,0 +1,3 @@
+//! The ADS server: SotW and Delta streams over one state machine.
+
+pub mod stream;

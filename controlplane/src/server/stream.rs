@@ -1,0 +1,492 @@
+//! The xDS conversation with one proxy, as a state machine without I/O.
+//!
+//! The ADS task feeds it requests and snapshots and sends whatever responses it returns; SotW and Delta differ
+//! only in how requests are read and responses written, so both share these rules:
+//!
+//! * **One response in flight per type.** The next one waits for the ACK or NACK; requests carrying any other nonce
+//!   than the latest are stale and ignored (Delta still applies their subscription changes, which are incremental).
+//! * **NACK-safe.** On a NACK the proxy still runs what it last ACKed; the rejected set is remembered and not sent
+//!   again until what we would send changes.
+//! * **Make-before-break.** Types go out in the order clusters → endpoints → listeners → routes, and a listener or
+//!   route whose new version sends traffic to a cluster the proxy has not yet warmed (cluster ACKed *and* its
+//!   endpoints ACKed) is held back: the proxy keeps the version it has until the cluster is warm. Envoy ACKs CDS
+//!   before a cluster is warm, so ordering alone is not enough. The reverse holds for removal: a cluster stays
+//!   while a listener or route the proxy has still refers to it.
+//! * **Only what changed.** A set the proxy already has (by content version, which survives restarts) is not sent.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use api_protos::{Any, ResourceType};
+
+use crate::snapshot::{Resource, ResourceSet, Snapshot};
+
+/// The wire protocol of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Sotw,
+    Delta,
+}
+
+/// A DiscoveryRequest or DeltaDiscoveryRequest, reduced to what the rules need.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Request {
+    pub response_nonce: String,
+    /// `error_detail.message`: set on a NACK. Debug text from Envoy, shown but never parsed.
+    pub error: Option<String>,
+    /// SotW: the version the proxy last accepted. Unused in Delta.
+    pub version_info: String,
+    /// SotW: the full list of names. Delta: names to add.
+    pub subscribe: Vec<String>,
+    /// Delta: names to drop.
+    pub unsubscribe: Vec<String>,
+    /// Delta, first request of a type on a stream: what the proxy already has from an earlier stream.
+    pub initial_versions: HashMap<String, String>,
+}
+
+/// What to send: the whole set (SotW) or the changes (Delta).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    pub kind: ResourceType,
+    pub nonce: String,
+    /// Fingerprint of the complete set the proxy will have (SotW `version_info`, Delta `system_version_info`).
+    pub version: String,
+    pub resources: Vec<Arc<Resource>>,
+    /// Delta only: names the proxy must drop.
+    pub removed: Vec<String>,
+}
+
+/// What happened to a request, for logs and metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestOutcome {
+    /// The first request for a type, or a change of subscription.
+    Subscribed,
+    Ack { version: String },
+    Nack { version: String, message: String },
+    /// Answers a response that is no longer the latest one: ignored.
+    Stale,
+}
+
+/// Sync state of one type, as `status` and `/debug/syncz` show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeSync {
+    pub kind: ResourceType,
+    pub requested: bool,
+    /// Version of the last response sent, if any.
+    pub sent_version: Option<String>,
+    pub acked_version: Option<String>,
+    /// Nonce of the response awaiting an ACK.
+    pub pending_nonce: Option<String>,
+    /// Version of the complete set the current snapshot holds for this proxy's subscription.
+    pub latest_version: String,
+    /// Set while the proxy rejects what we would send.
+    pub nack: Option<Nack>,
+    /// The most recent NACK on this stream, even if resolved since.
+    pub last_nack: Option<Nack>,
+    pub resource_count: usize,
+}
+
+impl TypeSync {
+    /// `istioctl proxy-status` words: SYNCED, STALE, NOT SENT, NACKED.
+    pub fn status(&self) -> &'static str {
+        if self.nack.is_some() {
+            "NACKED"
+        } else if self.sent_version.is_none() {
+            "NOT SENT"
+        } else if self.pending_nonce.is_none() && self.acked_version.as_deref() == Some(self.latest_version.as_str()) {
+            "SYNCED"
+        } else {
+            "STALE"
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nack {
+    pub nonce: String,
+    pub rejected_version: String,
+    pub message: String,
+}
+
+#[derive(Debug)]
+struct Pending {
+    nonce: String,
+    after: Arc<ResourceSet>,
+}
+
+#[derive(Debug, Default)]
+struct TypeState {
+    requested: bool,
+    answered: bool,
+    wildcard: bool,
+    names: BTreeSet<String>,
+    /// What the proxy has, or will have once it applies the response in flight.
+    sent: Arc<ResourceSet>,
+    acked: Arc<ResourceSet>,
+    ever_acked: bool,
+    pending: Option<Pending>,
+    last_nonce: String,
+    /// Fingerprint of a set the proxy rejected; not sent again.
+    rejected: Option<u64>,
+    nack: Option<Nack>,
+}
+
+/// The state of one ADS stream.
+#[derive(Debug)]
+pub struct StreamState {
+    protocol: Protocol,
+    snapshot: Arc<Snapshot>,
+    types: [TypeState; 4],
+    nonces: u64,
+}
+
+impl StreamState {
+    pub fn new(protocol: Protocol, snapshot: Arc<Snapshot>) -> StreamState {
+        StreamState { protocol, snapshot, types: Default::default(), nonces: 0 }
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// A new snapshot for the proxy's class. Returns the responses it calls for, in push order.
+    pub fn on_snapshot(&mut self, snapshot: Arc<Snapshot>) -> Vec<Response> {
+        self.snapshot = snapshot;
+        self.pump()
+    }
+
+    /// A request from the proxy. Returns what it meant and the responses it calls for, in push order.
+    pub fn on_request(&mut self, kind: ResourceType, request: Request) -> (RequestOutcome, Vec<Response>) {
+        let outcome = match self.protocol {
+            Protocol::Sotw => self.on_sotw_request(kind, request),
+            Protocol::Delta => self.on_delta_request(kind, request),
+        };
+        let responses = if outcome == RequestOutcome::Stale { Vec::new() } else { self.pump() };
+        (outcome, responses)
+    }
+
+    fn on_sotw_request(&mut self, kind: ResourceType, request: Request) -> RequestOutcome {
+        let snapshot = Arc::clone(&self.snapshot);
+        let state = &mut self.types[kind.index()];
+        if !request.response_nonce.is_empty() && request.response_nonce != state.last_nonce {
+            return RequestOutcome::Stale;
+        }
+        let outcome = state.settle(&request);
+        let first = !state.requested;
+        state.requested = true;
+        state.wildcard = kind.is_wildcard() && (request.subscribe.is_empty() || request.subscribe.iter().any(|n| n == "*"));
+        let names: BTreeSet<String> = request.subscribe.into_iter().filter(|n| n != "*").collect();
+        if names != state.names {
+            state.names = names;
+            if !state.wildcard {
+                state.forget_unsubscribed();
+            }
+        }
+        if first && request.response_nonce.is_empty() && !request.version_info.is_empty() {
+            // A proxy reconnecting with a version: if it is what we would send, it already has it.
+            let current = state.select(snapshot.resources(kind));
+            if current.version() == request.version_info {
+                state.sent = Arc::clone(&current);
+                state.acked = current;
+                state.ever_acked = true;
+                state.answered = true;
+            }
+        }
+        outcome.unwrap_or(RequestOutcome::Subscribed)
+    }
+
+    fn on_delta_request(&mut self, kind: ResourceType, request: Request) -> RequestOutcome {
+        let state = &mut self.types[kind.index()];
+        if !state.requested {
+            state.requested = true;
+            state.wildcard = kind.is_wildcard()
+                && (request.subscribe.is_empty() || request.subscribe.iter().any(|n| n == "*"));
+            if !request.initial_versions.is_empty() {
+                // Placeholders carry only the version: enough to compare, and the proxy already has the content.
+                let known: BTreeMap<String, Arc<Resource>> = request
+                    .initial_versions
+                    .iter()
+                    .map(|(name, version)| (name.clone(), Arc::new(Resource::placeholder(name, version))))
+                    .collect();
+                state.sent = Arc::new(ResourceSet::new(known));
+                state.acked = Arc::clone(&state.sent);
+                state.ever_acked = true;
+            }
+        }
+        let outcome = if request.response_nonce.is_empty() {
+            None
+        } else if request.response_nonce == state.last_nonce {
+            state.settle(&request)
+        } else {
+            Some(RequestOutcome::Stale)
+        };
+        let mut dropped = false;
+        for name in request.subscribe {
+            if name == "*" {
+                state.wildcard = true;
+            } else {
+                state.names.insert(name);
+            }
+        }
+        for name in request.unsubscribe {
+            if name == "*" {
+                state.wildcard = false;
+                dropped = true;
+            } else {
+                dropped |= state.names.remove(&name);
+            }
+        }
+        if dropped && !state.wildcard {
+            state.forget_unsubscribed();
+        }
+        // A stale ACK is ignored, but its subscription changes above were applied: in Delta they are not repeated.
+        match outcome {
+            Some(RequestOutcome::Stale) => RequestOutcome::Subscribed,
+            Some(outcome) => outcome,
+            None => RequestOutcome::Subscribed,
+        }
+    }
+
+    /// Sends what is due, type by type in push order.
+    fn pump(&mut self) -> Vec<Response> {
+        let mut responses = Vec::new();
+        let clusters = self.desired_clusters();
+        let eds_names: BTreeSet<String> =
+            clusters.iter().filter_map(|(_, c)| c.references.endpoints.clone()).collect();
+        for kind in ResourceType::ALL {
+            let desired = match kind {
+                ResourceType::Cluster => Arc::clone(&clusters),
+                ResourceType::Endpoint => self.desired_endpoints(&eds_names),
+                ResourceType::Listener | ResourceType::Route => self.desired_when_warm(kind),
+            };
+            if let Some(response) = self.respond(kind, desired) {
+                responses.push(response);
+            }
+        }
+        responses
+    }
+
+    /// Clusters of the snapshot, plus those the proxy's listeners and routes still send traffic to.
+    fn desired_clusters(&self) -> Arc<ResourceSet> {
+        let state = &self.types[ResourceType::Cluster.index()];
+        let base = state.select(self.snapshot.resources(ResourceType::Cluster));
+        let mut kept = BTreeMap::new();
+        for kind in [ResourceType::Listener, ResourceType::Route] {
+            for (_, resource) in self.types[kind.index()].sent.iter() {
+                for cluster in &resource.references.clusters {
+                    if !base.contains(cluster)
+                        && let Some(old) = state.sent.get(cluster)
+                    {
+                        kept.insert(cluster.clone(), Arc::clone(old));
+                    }
+                }
+            }
+        }
+        extend(base, kept)
+    }
+
+    /// Endpoints the proxy subscribed to, plus those of clusters kept for it.
+    fn desired_endpoints(&self, eds_names: &BTreeSet<String>) -> Arc<ResourceSet> {
+        let state = &self.types[ResourceType::Endpoint.index()];
+        let base = state.select(self.snapshot.resources(ResourceType::Endpoint));
+        let kept: BTreeMap<String, Arc<Resource>> = state
+            .sent
+            .iter()
+            .filter(|(name, _)| !base.contains(name) && eds_names.contains(*name) && state.subscribed(name))
+            .map(|(name, r)| (name.clone(), Arc::clone(r)))
+            .collect();
+        extend(base, kept)
+    }
+
+    /// Listeners or routes of the snapshot, holding back new versions that need a cluster not yet warm.
+    fn desired_when_warm(&self, kind: ResourceType) -> Arc<ResourceSet> {
+        let state = &self.types[kind.index()];
+        let base = state.select(self.snapshot.resources(kind));
+        let mut held = false;
+        let mut chosen = BTreeMap::new();
+        for (name, new) in base.iter() {
+            let old = state.sent.get(name);
+            if old.is_some_and(|old| old.version == new.version) || self.clusters_warm(new) {
+                chosen.insert(name.clone(), Arc::clone(new));
+            } else {
+                held = true;
+                if let Some(old) = old {
+                    chosen.insert(name.clone(), Arc::clone(old));
+                }
+            }
+        }
+        if held { Arc::new(ResourceSet::new(chosen)) } else { base }
+    }
+
+    /// Whether every cluster `resource` sends traffic to is warm on the proxy (or will never be: not in the snapshot).
+    fn clusters_warm(&self, resource: &Resource) -> bool {
+        let snapshot_clusters = self.snapshot.resources(ResourceType::Cluster);
+        let snapshot_endpoints = self.snapshot.resources(ResourceType::Endpoint);
+        let acked_clusters = &self.types[ResourceType::Cluster.index()].acked;
+        let acked_endpoints = &self.types[ResourceType::Endpoint.index()].acked;
+        resource.references.clusters.iter().all(|name| {
+            if !snapshot_clusters.contains(name) {
+                return true;
+            }
+            match acked_clusters.get(name) {
+                None => false,
+                Some(cluster) => match &cluster.references.endpoints {
+                    None => true,
+                    Some(eds) => acked_endpoints.contains(eds) || !snapshot_endpoints.contains(eds),
+                },
+            }
+        })
+    }
+
+    fn respond(&mut self, kind: ResourceType, desired: Arc<ResourceSet>) -> Option<Response> {
+        let protocol = self.protocol;
+        let state = &mut self.types[kind.index()];
+        if !state.requested || state.pending.is_some() || state.rejected == Some(desired.fingerprint()) {
+            return None;
+        }
+        let must_answer = !state.answered && state.wildcard;
+        let (resources, removed) = match protocol {
+            Protocol::Sotw => {
+                // Wildcard types are sent whole (absence means removal); named ones when one of them changed.
+                let changed = if state.wildcard {
+                    desired.fingerprint() != state.sent.fingerprint()
+                } else {
+                    desired.iter().any(|(name, r)| state.sent.get(name).is_none_or(|s| s.version != r.version))
+                };
+                if !changed && !must_answer {
+                    return None;
+                }
+                (desired.iter().map(|(_, r)| Arc::clone(r)).collect::<Vec<_>>(), Vec::new())
+            }
+            Protocol::Delta => {
+                let updates: Vec<Arc<Resource>> = desired
+                    .iter()
+                    .filter(|(name, r)| state.sent.get(*name).is_none_or(|s| s.version != r.version))
+                    .map(|(_, r)| Arc::clone(r))
+                    .collect();
+                let removed: Vec<String> = state.sent.names().filter(|n| !desired.contains(n)).cloned().collect();
+                if updates.is_empty() && removed.is_empty() && !must_answer {
+                    return None;
+                }
+                (updates, removed)
+            }
+        };
+        self.nonces += 1;
+        let nonce = self.nonces.to_string();
+        let state = &mut self.types[kind.index()];
+        state.pending = Some(Pending { nonce: nonce.clone(), after: Arc::clone(&desired) });
+        state.sent = Arc::clone(&desired);
+        state.answered = true;
+        // Something else than the rejected set goes out; if it is rejected too, that is recorded anew.
+        state.rejected = None;
+        state.last_nonce = nonce.clone();
+        Some(Response { kind, nonce, version: desired.version(), resources, removed })
+    }
+
+    /// Per-type sync state, in push order.
+    pub fn sync(&self) -> Vec<TypeSync> {
+        ResourceType::ALL
+            .into_iter()
+            .map(|kind| {
+                let state = &self.types[kind.index()];
+                let latest = state.select(self.snapshot.resources(kind));
+                TypeSync {
+                    kind,
+                    requested: state.requested,
+                    sent_version: state.answered.then(|| state.sent.version()),
+                    acked_version: state.ever_acked.then(|| state.acked.version()),
+                    pending_nonce: state.pending.as_ref().map(|p| p.nonce.clone()),
+                    latest_version: latest.version(),
+                    nack: state.rejected.and(state.nack.clone()),
+                    last_nack: state.nack.clone(),
+                    resource_count: state.acked.len(),
+                }
+            })
+            .collect()
+    }
+
+    /// The resources the proxy has ACKed, by type, for config dumps.
+    pub fn acked(&self, kind: ResourceType) -> &Arc<ResourceSet> {
+        &self.types[kind.index()].acked
+    }
+}
+
+impl TypeState {
+    /// Applies the ACK or NACK a request carries for the response in flight, if it answers it.
+    fn settle(&mut self, request: &Request) -> Option<RequestOutcome> {
+        let pending = self.pending.take_if(|p| p.nonce == request.response_nonce)?;
+        Some(match &request.error {
+            None => {
+                let version = pending.after.version();
+                self.acked = pending.after;
+                self.ever_acked = true;
+                self.rejected = None;
+                RequestOutcome::Ack { version }
+            }
+            Some(message) => {
+                let rejected_version = pending.after.version();
+                self.rejected = Some(pending.after.fingerprint());
+                self.nack = Some(Nack { nonce: pending.nonce, rejected_version: rejected_version.clone(), message: message.clone() });
+                // The proxy still runs what it last accepted.
+                self.sent = Arc::clone(&self.acked);
+                RequestOutcome::Nack { version: rejected_version, message: message.clone() }
+            }
+        })
+    }
+
+    fn subscribed(&self, name: &str) -> bool {
+        self.wildcard || self.names.contains(name)
+    }
+
+    /// The part of `set` this proxy subscribes to; shares `set` when that is all of it.
+    fn select(&self, set: &Arc<ResourceSet>) -> Arc<ResourceSet> {
+        if self.wildcard || set.names().all(|n| self.names.contains(n)) {
+            return Arc::clone(set);
+        }
+        let chosen = set.iter().filter(|(n, _)| self.names.contains(*n)).map(|(n, r)| (n.clone(), Arc::clone(r)));
+        Arc::new(ResourceSet::new(chosen.collect()))
+    }
+
+    /// After an unsubscribe the proxy forgets the resource, so a later subscribe must send it again.
+    fn forget_unsubscribed(&mut self) {
+        let names = &self.names;
+        let keep = |set: &Arc<ResourceSet>| -> Arc<ResourceSet> {
+            if set.names().all(|n| names.contains(n)) {
+                return Arc::clone(set);
+            }
+            let kept = set.iter().filter(|(n, _)| names.contains(*n)).map(|(n, r)| (n.clone(), Arc::clone(r)));
+            Arc::new(ResourceSet::new(kept.collect()))
+        };
+        self.sent = keep(&self.sent);
+        self.acked = keep(&self.acked);
+    }
+}
+
+/// `base` with `extra` added; shares `base` when there is nothing to add.
+fn extend(base: Arc<ResourceSet>, extra: BTreeMap<String, Arc<Resource>>) -> Arc<ResourceSet> {
+    if extra.is_empty() {
+        return base;
+    }
+    let mut all = Arc::unwrap_or_clone(base).into_map();
+    all.extend(extra);
+    Arc::new(ResourceSet::new(all))
+}
+
+impl Resource {
+    /// A resource known only by name and version (what a Delta proxy reports having).
+    fn placeholder(name: &str, version: &str) -> Resource {
+        Resource {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            body: Any::default(),
+            references: Default::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
