@@ -7,6 +7,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bootstrap;
 pub mod builders;
+pub mod cache;
+pub mod cli;
+pub mod config_dir;
+pub mod registry;
 pub mod server;
 pub mod snapshot;

@@ -250,6 +250,20 @@ impl Snapshot {
         &self.sets[kind.index()]
     }
 
+    /// A content hash of the whole snapshot.
+    pub fn version(&self) -> String {
+        let mut hasher = Xxh3::new();
+        for set in &self.sets {
+            hasher.update(&set.fingerprint().to_le_bytes());
+        }
+        format!("{:016x}", hasher.digest())
+    }
+
+    /// Whether both hold the same resources at the same versions (compares fingerprints, not bytes).
+    pub fn same_content(&self, other: &Snapshot) -> bool {
+        self.sets.iter().zip(&other.sets).all(|(a, b)| a.fingerprint() == b.fingerprint())
+    }
+
     /// Checks the references between types: every EDS cluster has its endpoints and every endpoint resource a
     /// cluster; every RDS name a listener loads exists and every route configuration is loaded by a listener.
     pub fn consistent(&self) -> Result<(), SnapshotError> {

@@ -1,3 +1,236 @@
-//! The ADS server: SotW and Delta streams over one state machine.
+//! The ADS server: `StreamAggregatedResources` (SotW) and `DeltaAggregatedResources` over one state machine.
+//!
+//! Each stream is one task. It learns the proxy's class from the node in the first request, watches that class's
+//! snapshot in the cache, and feeds requests and snapshots to [`stream::StreamState`], sending what it returns.
+//! The task ends when the proxy goes (end of stream, or an h2 reset, which tonic reports as an error), when the
+//! response channel closes, or on shutdown; the registry entry goes with it.
 
 pub mod stream;
+mod wire;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_protos::ResourceType;
+use api_protos::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use api_protos::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use futures::Stream;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{Instrument, debug, info, info_span, warn};
+use translator::ProxyClass;
+
+use crate::cache::SnapshotCache;
+use crate::registry::ProxyRegistry;
+use stream::{RequestOutcome, StreamState};
+use wire::Wire;
+
+/// Responses queued per stream before the task waits for the proxy to read them.
+const RESPONSE_QUEUE: usize = 16;
+
+/// What the ADS streams share.
+#[derive(Clone, Debug)]
+pub struct AdsService {
+    cache: Arc<SnapshotCache>,
+    registry: Arc<ProxyRegistry>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Failures of the server as a whole (not of one stream).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("failed to serve xDS: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+impl AdsService {
+    pub fn new(cache: Arc<SnapshotCache>, registry: Arc<ProxyRegistry>, shutdown: watch::Receiver<bool>) -> AdsService {
+        AdsService { cache, registry, shutdown }
+    }
+
+    fn start<W: Wire>(&self, request: Request<Streaming<W::Request>>) -> ReceiverStream<Result<W::Response, Status>> {
+        let peer = request.remote_addr();
+        let (responses, receiver) = mpsc::channel(RESPONSE_QUEUE);
+        let task = StreamTask::<W> { service: self.clone(), inbound: request.into_inner(), responses };
+        let span = info_span!("ads", protocol = W::NAME, peer = %peer.map_or_else(|| "?".to_owned(), |p| p.to_string()));
+        tokio::spawn(task.run().instrument(span));
+        ReceiverStream::new(receiver)
+    }
+}
+
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for AdsService {
+    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        Ok(Response::new(Box::pin(self.start::<wire::Sotw>(request))))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        Ok(Response::new(Box::pin(self.start::<wire::Delta>(request))))
+    }
+}
+
+struct StreamTask<W: Wire> {
+    service: AdsService,
+    inbound: Streaming<W::Request>,
+    responses: mpsc::Sender<Result<W::Response, Status>>,
+}
+
+/// Why a stream ended.
+enum End {
+    ProxyClosed,
+    ProxyGone(Status),
+    Shutdown,
+}
+
+impl<W: Wire> StreamTask<W> {
+    async fn run(mut self) {
+        let first = match self.inbound.message().await {
+            Ok(Some(first)) => first,
+            Ok(None) => return,
+            Err(status) => {
+                debug!(%status, "stream ended before its first request");
+                return;
+            }
+        };
+        let Some(node) = W::node(&first).cloned() else {
+            warn!("first request carries no node; closing the stream");
+            let _ = self.responses.send(Err(Status::invalid_argument("the first request must carry the node"))).await;
+            return;
+        };
+        let class = ProxyClass::from_node(&node);
+        let mut snapshots = self.service.cache.watch(&class);
+        let mut state = StreamState::new(W::PROTOCOL, Arc::clone(&snapshots.borrow_and_update()));
+        let registration = self.service.registry.register(node.id.clone(), class.clone(), W::PROTOCOL);
+        let span = info_span!("proxy", node = %node.id, class = %class, stream = registration.stream());
+        async move {
+            info!("proxy connected");
+            let mut shutdown = self.service.shutdown.clone();
+            let mut next = Some(first);
+            let end = loop {
+                if let Some(request) = next.take() {
+                    if !self.handle(&mut state, request).await {
+                        break End::ProxyClosed;
+                    }
+                    registration.update(state.snapshot().version(), state.sync());
+                }
+                tokio::select! {
+                    changed = snapshots.changed() => {
+                        if changed.is_err() {
+                            break End::Shutdown;
+                        }
+                        let snapshot = Arc::clone(&snapshots.borrow_and_update());
+                        debug!(snapshot = %snapshot, "new snapshot for the class");
+                        let responses = state.on_snapshot(snapshot);
+                        if !self.send(responses).await {
+                            break End::ProxyClosed;
+                        }
+                        registration.update(state.snapshot().version(), state.sync());
+                    }
+                    message = self.inbound.message() => match message {
+                        Ok(Some(request)) => next = Some(request),
+                        Ok(None) => break End::ProxyClosed,
+                        Err(status) => break End::ProxyGone(status),
+                    },
+                    () = stopped(&mut shutdown) => break End::Shutdown,
+                }
+            };
+            match end {
+                End::ProxyClosed => info!("proxy disconnected"),
+                End::ProxyGone(status) => info!(%status, "proxy disconnected"),
+                End::Shutdown => info!("closing the stream: shutting down"),
+            }
+            drop(registration);
+        }
+        .instrument(span)
+        .await;
+    }
+
+    /// Applies one request and sends what it calls for. Returns false when the proxy can no longer be reached.
+    async fn handle(&mut self, state: &mut StreamState, request: W::Request) -> bool {
+        let type_url = W::type_url(&request);
+        let Some(kind) = ResourceType::from_type_url(type_url) else {
+            warn!(type_url, "ignoring a request for a type pilotfish does not serve");
+            return true;
+        };
+        let request = W::read(request);
+        let names = request.subscribe.len();
+        let nonce = request.response_nonce.clone();
+        let (outcome, responses) = state.on_request(kind, request);
+        match &outcome {
+            RequestOutcome::Subscribed => debug!(type = %kind, names, "← request"),
+            RequestOutcome::Ack { version } => debug!(type = %kind, %version, %nonce, "← ACK"),
+            RequestOutcome::Nack { version, message } => {
+                warn!(type = %kind, rejected_version = %version, %nonce, error = %message, "← NACK: the proxy rejected the config and keeps its last accepted one");
+            }
+            RequestOutcome::Stale => debug!(type = %kind, %nonce, "← stale request ignored"),
+        }
+        self.send(responses).await
+    }
+
+    async fn send(&mut self, responses: Vec<stream::Response>) -> bool {
+        for response in responses {
+            debug!(
+                type = %response.kind,
+                version = %response.version,
+                nonce = %response.nonce,
+                resources = ?response.resources.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+                removed = ?response.removed,
+                "→ response"
+            );
+            if self.responses.send(Ok(W::write(&response))).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Completes once shutdown is signalled (or the signal's sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await.is_ok();
+}
+
+/// Serves ADS on `listener` until `shutdown` completes; open streams are closed then.
+pub async fn serve(
+    listener: TcpListener,
+    cache: Arc<SnapshotCache>,
+    registry: Arc<ProxyRegistry>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let (stop, stopped) = watch::channel(false);
+    let service = AdsService::new(cache, registry, stopped);
+    let local: Option<SocketAddr> = listener.local_addr().ok();
+    info!(address = ?local, "serving xDS (ADS, SotW and Delta)");
+    tonic::transport::Server::builder()
+        // Notices proxies that vanished without closing their connection.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        .add_service(AggregatedDiscoveryServiceServer::new(service).max_decoding_message_size(64 << 20))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            shutdown.await;
+            // Streams never end by themselves: tell their tasks, or a graceful shutdown would wait forever.
+            let _ = stop.send(true);
+        })
+        .await?;
+    Ok(())
+}

@@ -84,6 +84,9 @@ pub struct TypeSync {
     /// The most recent NACK on this stream, even if resolved since.
     pub last_nack: Option<Nack>,
     pub resource_count: usize,
+    /// Responses sent for this type on this stream, and the resources they carried.
+    pub responses_sent: u64,
+    pub resources_sent: u64,
 }
 
 impl TypeSync {
@@ -129,6 +132,8 @@ struct TypeState {
     /// Fingerprint of a set the proxy rejected; not sent again.
     rejected: Option<u64>,
     nack: Option<Nack>,
+    responses_sent: u64,
+    resources_sent: u64,
 }
 
 /// The state of one ADS stream.
@@ -384,6 +389,8 @@ impl StreamState {
         // Something else than the rejected set goes out; if it is rejected too, that is recorded anew.
         state.rejected = None;
         state.last_nonce = nonce.clone();
+        state.responses_sent += 1;
+        state.resources_sent += resources.len() as u64;
         Some(Response { kind, nonce, version: desired.version(), resources, removed })
     }
 
@@ -397,13 +404,16 @@ impl StreamState {
                 TypeSync {
                     kind,
                     requested: state.requested,
-                    sent_version: state.answered.then(|| state.sent.version()),
+                    sent_version: (state.answered || state.ever_acked).then(|| state.sent.version()),
                     acked_version: state.ever_acked.then(|| state.acked.version()),
                     pending_nonce: state.pending.as_ref().map(|p| p.nonce.clone()),
                     latest_version: latest.version(),
-                    nack: state.rejected.and(state.nack.clone()),
+                    // A NACK stands while what we would send is what was rejected.
+                    nack: state.rejected.filter(|r| *r == latest.fingerprint()).and(state.nack.clone()),
                     last_nack: state.nack.clone(),
                     resource_count: state.acked.len(),
+                    responses_sent: state.responses_sent,
+                    resources_sent: state.resources_sent,
                 }
             })
             .collect()

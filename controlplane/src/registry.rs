@@ -1,0 +1,123 @@
+//! Connected proxies and how far each has taken its configuration: what `status`, `wait` and `/debug/syncz` read.
+//!
+//! Each ADS stream registers itself when the proxy first speaks, updates its entry after every exchange, and
+//! removes it when the stream ends (however it ends: the guard does it on drop).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+use translator::ProxyClass;
+
+use crate::server::stream::{Protocol, TypeSync};
+
+/// One connected proxy.
+#[derive(Clone, Debug)]
+pub struct ProxyStatus {
+    pub stream: u64,
+    pub node_id: String,
+    pub class: ProxyClass,
+    pub protocol: Protocol,
+    pub connected_at: SystemTime,
+    /// Version of the snapshot the stream last worked from ([`crate::snapshot::Snapshot::version`]).
+    pub snapshot_version: String,
+    /// Per type, in push order.
+    pub sync: Vec<TypeSync>,
+}
+
+impl ProxyStatus {
+    /// Synced on every type it asked for, with nothing in flight and nothing rejected.
+    pub fn is_synced(&self) -> bool {
+        self.sync.iter().filter(|s| s.requested).all(|s| s.status() == "SYNCED")
+    }
+}
+
+#[derive(Debug)]
+pub struct ProxyRegistry {
+    proxies: Mutex<BTreeMap<u64, ProxyStatus>>,
+    next_stream: Mutex<u64>,
+    /// Bumped on every change, so waiters can sleep until something happened.
+    generation: watch::Sender<u64>,
+}
+
+impl Default for ProxyRegistry {
+    fn default() -> Self {
+        ProxyRegistry::new()
+    }
+}
+
+impl ProxyRegistry {
+    pub fn new() -> ProxyRegistry {
+        ProxyRegistry {
+            proxies: Mutex::new(BTreeMap::new()),
+            next_stream: Mutex::new(0),
+            generation: watch::channel(0).0,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, ProxyStatus>> {
+        // Entries are replaced whole, so a poisoned lock holds no half-written entry.
+        self.proxies.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn bump(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Registers a new stream; the entry goes when the returned guard is dropped.
+    pub fn register(self: &Arc<Self>, node_id: String, class: ProxyClass, protocol: Protocol) -> Registration {
+        let stream = {
+            let mut next = self.next_stream.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            *next += 1;
+            *next
+        };
+        let status = ProxyStatus { stream, node_id, class, protocol, connected_at: SystemTime::now(), snapshot_version: String::new(), sync: Vec::new() };
+        self.lock().insert(stream, status);
+        self.bump();
+        Registration { registry: Arc::clone(self), stream }
+    }
+
+    /// All connected proxies, by node id then stream.
+    pub fn list(&self) -> Vec<ProxyStatus> {
+        let mut all: Vec<ProxyStatus> = self.lock().values().cloned().collect();
+        all.sort_by(|a, b| (&a.node_id, a.stream).cmp(&(&b.node_id, b.stream)));
+        all
+    }
+
+    /// Wakes on every change of any proxy's state.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+}
+
+/// A registered stream. Dropping it removes the proxy from the registry.
+#[derive(Debug)]
+pub struct Registration {
+    registry: Arc<ProxyRegistry>,
+    stream: u64,
+}
+
+impl Registration {
+    pub fn stream(&self) -> u64 {
+        self.stream
+    }
+
+    pub fn update(&self, snapshot_version: String, sync: Vec<TypeSync>) {
+        if let Some(entry) = self.registry.lock().get_mut(&self.stream) {
+            if entry.sync == sync && entry.snapshot_version == snapshot_version {
+                return;
+            }
+            entry.snapshot_version = snapshot_version;
+            entry.sync = sync;
+        }
+        self.registry.bump();
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.stream);
+        self.registry.bump();
+    }
+}

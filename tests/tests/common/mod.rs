@@ -1,0 +1,137 @@
+//! An in-process pilotfish for end-to-end tests, and the config they serve.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use api_protos::pb::envoy::config::route::v3::Route;
+use controlplane::bootstrap::{BootstrapOptions, render_yaml};
+use controlplane::builders::{eds_cluster, http_listener, load_assignment, route_config};
+use controlplane::cache::SnapshotCache;
+use controlplane::registry::{ProxyRegistry, ProxyStatus};
+use controlplane::snapshot::{Snapshot, SnapshotBuilder};
+use e2e::{Envoy, eventually};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use translator::Role;
+
+pub const SYNC_TIMEOUT: Duration = Duration::from_secs(20);
+pub const LISTENER: &str = "listener";
+pub const ROUTES: &str = "routes";
+
+/// pilotfish's ADS server, serving on loopback until stopped or dropped.
+pub struct ControlPlane {
+    pub addr: SocketAddr,
+    pub cache: Arc<SnapshotCache>,
+    pub registry: Arc<ProxyRegistry>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl ControlPlane {
+    pub async fn start() -> Result<ControlPlane> {
+        ControlPlane::start_on("127.0.0.1:0".parse()?, Snapshot::empty()).await
+    }
+
+    /// Starts on `addr` with `snapshot` already published (as a restarted server would have it).
+    pub async fn start_on(addr: SocketAddr, snapshot: Snapshot) -> Result<ControlPlane> {
+        let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+        let addr = listener.local_addr()?;
+        let cache = Arc::new(SnapshotCache::new());
+        cache.set_default(snapshot)?;
+        let registry = Arc::new(ProxyRegistry::new());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn({
+            let (cache, registry) = (Arc::clone(&cache), Arc::clone(&registry));
+            async move {
+                let shutdown = async {
+                    let _ = stopped.await;
+                };
+                if let Err(err) = controlplane::server::serve(listener, cache, registry, shutdown).await {
+                    eprintln!("control plane failed: {err}");
+                }
+            }
+        });
+        Ok(ControlPlane { addr, cache, registry, stop: Some(stop), task: Some(task) })
+    }
+
+    pub fn publish(&self, snapshot: Snapshot) -> Result<()> {
+        self.cache.set_default(snapshot)?;
+        Ok(())
+    }
+
+    /// Stops serving and waits until every stream is closed.
+    pub async fn stop(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task).await.context("control plane did not stop")??;
+        }
+        Ok(())
+    }
+
+    pub fn proxy(&self, node_id: &str) -> Option<ProxyStatus> {
+        self.registry.list().into_iter().find(|p| p.node_id == node_id)
+    }
+
+    /// Waits until `node_id` is connected and has ACKed the current config of every type it asked for.
+    pub async fn wait_synced(&self, node_id: &str) -> Result<ProxyStatus> {
+        eventually(SYNC_TIMEOUT, &format!("{node_id} synced"), || async {
+            let Some(proxy) = self.proxy(node_id) else { bail!("{node_id} is not connected") };
+            let current = self.cache.get(&proxy.class).version();
+            if proxy.snapshot_version != current {
+                bail!("the stream has not seen the latest snapshot {current} yet");
+            }
+            let requested = proxy.sync.iter().filter(|s| s.requested).count();
+            if requested < 4 || !proxy.is_synced() {
+                bail!("not synced: {:?}", proxy.sync);
+            }
+            Ok(proxy)
+        })
+        .await
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// An Envoy gateway bootstrapped (by pilotfish's own bootstrap code) to fetch everything from `control_plane`.
+pub async fn start_envoy(node_id: &str, control_plane: SocketAddr, delta: bool) -> Result<Envoy> {
+    let options = BootstrapOptions {
+        node_id: node_id.to_owned(),
+        role: Role::Gateway,
+        xds_address: control_plane.to_string(),
+        admin_port: 0,
+        delta,
+        ..BootstrapOptions::default()
+    };
+    let envoy = Envoy::start(node_id, &render_yaml(&options)?).await?;
+    envoy.wait_live(SYNC_TIMEOUT).await?;
+    Ok(envoy)
+}
+
+/// A listener on `listen` with `routes`, and EDS clusters with their endpoints.
+pub fn config(listen: SocketAddr, routes: Vec<Route>, clusters: &[(&str, &[SocketAddr])]) -> Snapshot {
+    let mut builder = SnapshotBuilder::default();
+    let add = |builder: &mut SnapshotBuilder| -> Result<()> {
+        builder.add_message(&http_listener(LISTENER, listen, ROUTES))?;
+        builder.add_message(&route_config(ROUTES, routes))?;
+        for (name, endpoints) in clusters {
+            builder.add_message(&eds_cluster(name))?;
+            builder.add_message(&load_assignment(name, endpoints))?;
+        }
+        Ok(())
+    };
+    add(&mut builder).expect("test config is valid");
+    builder.build()
+}
