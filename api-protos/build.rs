@@ -38,12 +38,10 @@ fn locate_envoy_types() -> PathBuf {
     if !output.status.success() {
         panic!("failed to run cargo metadata: {}", String::from_utf8_lossy(&output.stderr));
     }
-    let metadata: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON");
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).expect("cargo metadata prints JSON");
     let expected_version = env::var("DEP_ENVOY_TYPES_VERSION").ok();
     let packages = metadata["packages"].as_array().expect("cargo metadata lists packages");
-    let mut found: Vec<&serde_json::Value> =
-        packages.iter().filter(|p| p["name"] == ENVOY_TYPES).collect();
+    let mut found: Vec<&serde_json::Value> = packages.iter().filter(|p| p["name"] == ENVOY_TYPES).collect();
     if let Some(version) = expected_version {
         found.retain(|p| p["version"] == version.as_str());
     }

@@ -46,7 +46,10 @@ mod tests {
 
     #[test]
     fn message_name_strips_the_prefix() {
-        assert_eq!(message_name("type.googleapis.com/envoy.config.cluster.v3.Cluster"), "envoy.config.cluster.v3.Cluster");
+        assert_eq!(
+            message_name("type.googleapis.com/envoy.config.cluster.v3.Cluster"),
+            "envoy.config.cluster.v3.Cluster"
+        );
         assert_eq!(message_name("plain.Name"), "plain.Name");
     }
 }

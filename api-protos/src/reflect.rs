@@ -25,9 +25,7 @@ const ANY_MESSAGE: &str = "google.protobuf.Any";
 /// The descriptors of every message `envoy-types` generates, decoded once on first use.
 pub fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        DescriptorPool::decode(DESCRIPTOR_SET).expect("the envoy-types descriptor set decodes")
-    })
+    POOL.get_or_init(|| DescriptorPool::decode(DESCRIPTOR_SET).expect("the envoy-types descriptor set decodes"))
 }
 
 /// The descriptor of the message a type URL names.

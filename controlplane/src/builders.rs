@@ -13,8 +13,8 @@ use api_protos::pb::envoy::config::endpoint::v3::{
 };
 use api_protos::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use api_protos::pb::envoy::config::route::v3::{
-    Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster, route, route_action,
-    route_match, weighted_cluster,
+    Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster, route, route_action, route_match,
+    weighted_cluster,
 };
 use api_protos::pb::envoy::extensions::filters::http::router::v3::Router;
 use api_protos::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -75,7 +75,12 @@ pub fn http_listener(name: &str, addr: SocketAddr, route_name: &str) -> Listener
 pub fn route_config(name: &str, routes: Vec<Route>) -> RouteConfiguration {
     RouteConfiguration {
         name: name.to_owned(),
-        virtual_hosts: vec![VirtualHost { name: name.to_owned(), domains: vec!["*".to_owned()], routes, ..Default::default() }],
+        virtual_hosts: vec![VirtualHost {
+            name: name.to_owned(),
+            domains: vec!["*".to_owned()],
+            routes,
+            ..Default::default()
+        }],
         ..Default::default()
     }
 }

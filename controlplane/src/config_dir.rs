@@ -138,16 +138,14 @@ fn read_value(origin: &Origin, value: serde_json::Value, loaded: &mut Loaded) {
             Ok(any) => loaded.resources.push((origin.clone(), any)),
             Err(err) => loaded.diagnostics.push(diagnostic(err.to_string())),
         },
-        serde_json::Value::Object(mut object) if object.contains_key("resources") => {
-            match object.remove("resources") {
-                Some(serde_json::Value::Array(items)) => {
-                    for item in items {
-                        read_value(origin, item, loaded);
-                    }
+        serde_json::Value::Object(mut object) if object.contains_key("resources") => match object.remove("resources") {
+            Some(serde_json::Value::Array(items)) => {
+                for item in items {
+                    read_value(origin, item, loaded);
                 }
-                _ => loaded.diagnostics.push(diagnostic("\"resources\" must be a list of resources".to_owned())),
             }
-        }
+            _ => loaded.diagnostics.push(diagnostic("\"resources\" must be a list of resources".to_owned())),
+        },
         serde_json::Value::Object(object) if object.contains_key("apiVersion") && object.contains_key("kind") => {
             let kind = object.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
             loaded.diagnostics.push(diagnostic(format!(
@@ -202,7 +200,10 @@ endpoints:
         snapshot.consistent().expect("consistent");
         let messages: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
         assert_eq!(messages.len(), 2, "{messages:?}");
-        assert!(messages.iter().any(|m| m.contains("broken.yml (document 1)") && m.contains("conect_timeout")), "{messages:?}");
+        assert!(
+            messages.iter().any(|m| m.contains("broken.yml (document 1)") && m.contains("conect_timeout")),
+            "{messages:?}"
+        );
         assert!(messages.iter().any(|m| m.contains("skipped VirtualService")), "{messages:?}");
     }
 

@@ -72,7 +72,15 @@ impl ProxyRegistry {
             *next += 1;
             *next
         };
-        let status = ProxyStatus { stream, node_id, class, protocol, connected_at: SystemTime::now(), snapshot_version: String::new(), sync: Vec::new() };
+        let status = ProxyStatus {
+            stream,
+            node_id,
+            class,
+            protocol,
+            connected_at: SystemTime::now(),
+            snapshot_version: String::new(),
+            sync: Vec::new(),
+        };
         self.lock().insert(stream, status);
         self.bump();
         Registration { registry: Arc::clone(self), stream }

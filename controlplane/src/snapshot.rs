@@ -106,7 +106,8 @@ fn content_version(bytes: &[u8]) -> String {
 }
 
 fn eds_name(cluster: &Cluster) -> Option<String> {
-    let is_eds = matches!(cluster.cluster_discovery_type, Some(ClusterDiscoveryType::Type(t)) if t == DiscoveryType::Eds as i32);
+    let is_eds =
+        matches!(cluster.cluster_discovery_type, Some(ClusterDiscoveryType::Type(t)) if t == DiscoveryType::Eds as i32);
     if !is_eds {
         return None;
     }
@@ -273,7 +274,8 @@ impl Snapshot {
         let routes = self.resources(ResourceType::Route);
         let mut problems = Vec::new();
 
-        let eds_names: BTreeSet<&String> = clusters.iter().filter_map(|(_, c)| c.references.endpoints.as_ref()).collect();
+        let eds_names: BTreeSet<&String> =
+            clusters.iter().filter_map(|(_, c)| c.references.endpoints.as_ref()).collect();
         for (name, cluster) in clusters.iter() {
             if let Some(eds) = &cluster.references.endpoints
                 && !endpoints.contains(eds)
@@ -290,7 +292,8 @@ impl Snapshot {
         for (name, listener) in listeners.iter() {
             for route in &listener.references.routes {
                 if !routes.contains(route) {
-                    problems.push(format!("listener {name:?} loads route configuration {route:?}, which does not exist"));
+                    problems
+                        .push(format!("listener {name:?} loads route configuration {route:?}, which does not exist"));
                 }
             }
         }
@@ -325,7 +328,10 @@ impl SnapshotBuilder {
         self.add(kind, resource)
     }
 
-    pub fn add_message<M: Message + prost::Name>(&mut self, message: &M) -> Result<&mut SnapshotBuilder, SnapshotError> {
+    pub fn add_message<M: Message + prost::Name>(
+        &mut self,
+        message: &M,
+    ) -> Result<&mut SnapshotBuilder, SnapshotError> {
         self.add_any(&any::pack(message))
     }
 

@@ -42,9 +42,7 @@ pub struct SeenRequest {
 impl SeenRequest {
     /// The value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(&name.to_ascii_lowercase())
-            .map(String::as_str)
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 }
 
@@ -60,20 +58,14 @@ pub struct Behaviour {
 
 impl Default for Behaviour {
     fn default() -> Self {
-        Self {
-            status: 200,
-            delay: Duration::ZERO,
-        }
+        Self { status: 200, delay: Duration::ZERO }
     }
 }
 
 impl Behaviour {
     /// Replies with `status` instead of 200.
     pub fn status(status: u16) -> Self {
-        Self {
-            status,
-            ..Self::default()
-        }
+        Self { status, ..Self::default() }
     }
 }
 
@@ -103,9 +95,8 @@ impl Backend {
     pub async fn start_with(name: &str, behaviour: Behaviour) -> Result<Self> {
         let name_header = HeaderValue::from_str(name)
             .with_context(|| format!("backend name {name:?} is not a valid header value"))?;
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .context("binding a backend port on 127.0.0.1")?;
+        let listener =
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.context("binding a backend port on 127.0.0.1")?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             name: name.to_owned(),
@@ -114,11 +105,7 @@ impl Backend {
             seen: Mutex::new(Vec::new()),
         });
         let server = tokio::spawn(serve(listener, Arc::clone(&state)));
-        Ok(Self {
-            addr,
-            state,
-            server,
-        })
+        Ok(Self { addr, state, server })
     }
 
     pub fn name(&self) -> &str {
@@ -172,9 +159,7 @@ fn checked(behaviour: &Behaviour) -> Result<(StatusCode, Duration)> {
 /// Locks `mutex`, ignoring poisoning: the data (a log of requests, a status)
 /// stays meaningful even if some test thread panicked while holding it.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn serve(listener: TcpListener, state: Arc<State>) {
@@ -195,34 +180,21 @@ async fn serve(listener: TcpListener, state: Arc<State>) {
         let state = Arc::clone(&state);
         connections.spawn(async move {
             let service = service_fn(|request| answer(Arc::clone(&state), request));
-            if let Err(error) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+            if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!(backend = %state.name, "connection ended: {error}");
             }
         });
     }
 }
 
-async fn answer(
-    state: Arc<State>,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(state: Arc<State>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
     // A body that fails mid-way is recorded as far as it got: the request
     // still arrived, which is what most assertions are about.
-    let body = body
-        .collect()
-        .await
-        .map(|collected| collected.to_bytes())
-        .unwrap_or_default();
+    let body = body.collect().await.map(|collected| collected.to_bytes()).unwrap_or_default();
     lock(&state.seen).push(SeenRequest {
         method: parts.method.to_string(),
-        path: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.to_string(), ToString::to_string),
+        path: parts.uri.path_and_query().map_or_else(|| parts.uri.to_string(), ToString::to_string),
         headers: header_map(&parts.headers),
         body: String::from_utf8_lossy(&body).into_owned(),
     });

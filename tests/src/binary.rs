@@ -36,10 +36,7 @@ pub fn envoy_binary() -> Result<PathBuf> {
     // `anyhow::Error` is not `Clone`, so the cached failure is kept as its
     // rendered message.
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BINARY
-        .get_or_init(|| locate().map_err(|e| format!("{e:#}")))
-        .clone()
-        .map_err(|e| anyhow!(e))
+    BINARY.get_or_init(|| locate().map_err(|e| format!("{e:#}"))).clone().map_err(|e| anyhow!(e))
 }
 
 /// Root of the Cargo workspace this crate belongs to (it lives in `tests/`).
@@ -104,8 +101,7 @@ fn install(venv: &Path) -> Result<PathBuf> {
         .write(true)
         .open(&lock_path)
         .with_context(|| format!("opening {}", lock_path.display()))?;
-    lock.lock()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
+    lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
 
     // Whoever held the lock before us may have done the install already.
     if let Some(binary) = binary_in_venv(venv) {
@@ -143,9 +139,7 @@ fn install(venv: &Path) -> Result<PathBuf> {
 
 fn run(command: &mut Command) -> Result<()> {
     let shown = format!("{command:?}");
-    let output = command
-        .output()
-        .with_context(|| format!("could not run {shown}"))?;
+    let output = command.output().with_context(|| format!("could not run {shown}"))?;
     if !output.status.success() {
         let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&output.stderr));

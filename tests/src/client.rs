@@ -33,19 +33,12 @@ pub struct HttpReply {
 impl HttpReply {
     /// The value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get(&name.to_ascii_lowercase())
-            .map(String::as_str)
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
     }
 }
 
 /// `GET http://{host}{path}` sent to `addr` over a new connection.
-pub async fn http_get(
-    addr: SocketAddr,
-    host: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Result<HttpReply> {
+pub async fn http_get(addr: SocketAddr, host: &str, path: &str, headers: &[(&str, &str)]) -> Result<HttpReply> {
     http_request("GET", addr, host, path, headers, "").await
 }
 
@@ -59,13 +52,10 @@ pub async fn http_request(
     body: &str,
 ) -> Result<HttpReply> {
     let what = format!("{method} http://{host}{path} via {addr}");
-    tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        exchange(method, addr, host, path, headers, body),
-    )
-    .await
-    .map_err(|_| anyhow!("{what}: no reply within {REQUEST_TIMEOUT:?}"))?
-    .with_context(|| what)
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange(method, addr, host, path, headers, body))
+        .await
+        .map_err(|_| anyhow!("{what}: no reply within {REQUEST_TIMEOUT:?}"))?
+        .with_context(|| what)
 }
 
 async fn exchange(
@@ -76,43 +66,25 @@ async fn exchange(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Result<HttpReply> {
-    let mut request = hyper::Request::builder()
-        .method(method)
-        .uri(path)
-        .header(hyper::header::HOST, host);
+    let mut request = hyper::Request::builder().method(method).uri(path).header(hyper::header::HOST, host);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let request = request
-        .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
-        .context("building the request")?;
+    let request = request.body(Full::new(Bytes::copy_from_slice(body.as_bytes()))).context("building the request")?;
 
     let stream = TcpStream::connect(addr).await.context("connecting")?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .context("HTTP/1.1 handshake")?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.context("HTTP/1.1 handshake")?;
 
     // The connection future does the socket I/O and has to be polled while we
     // wait for the reply. Polling it here rather than spawning it means nothing
     // outlives this call, not even when the caller's timeout cancels it.
     let reply = async move {
-        let response = sender
-            .send_request(request)
-            .await
-            .context("sending the request")?;
+        let response = sender.send_request(request).await.context("sending the request")?;
         let status = response.status().as_u16();
         let headers = header_map(response.headers());
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .context("reading the body")?
-            .to_bytes();
-        Ok(HttpReply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        })
+        let body = response.into_body().collect().await.context("reading the body")?.to_bytes();
+        Ok(HttpReply { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
     };
     tokio::pin!(reply, connection);
     tokio::select! {
@@ -164,9 +136,8 @@ where
             Err(_) => anyhow!("the attempt was still running at the deadline"),
         };
         if Instant::now() >= deadline {
-            return Err(last_error.context(format!(
-                "timed out after {timeout:?} ({attempts} attempts) waiting for {what}; last error"
-            )));
+            return Err(last_error
+                .context(format!("timed out after {timeout:?} ({attempts} attempts) waiting for {what}; last error")));
         }
         tokio::time::sleep(RETRY_INTERVAL).await;
     }

@@ -40,8 +40,7 @@ const ERROR_LOG_LINES: usize = 30;
 /// One worker thread makes round-robin load balancing exact across
 /// sequential requests (each worker balances on its own) and keeps several
 /// Envoys cheap on a 2-core machine.
-const DEFAULT_FLAGS: &[(&[&str], &str)] =
-    &[(&["--concurrency"], "1"), (&["--log-level", "-l"], "info")];
+const DEFAULT_FLAGS: &[(&[&str], &str)] = &[(&["--concurrency"], "1"), (&["--log-level", "-l"], "info")];
 
 /// A running Envoy, killed when dropped.
 ///
@@ -89,9 +88,7 @@ impl Envoy {
     /// `--file-flush-interval-msec`) must not be repeated. Envoy takes
     /// `--flag value`, not `--flag=value`.
     pub async fn start_with_args(name: &str, bootstrap: &str, extra_args: &[&str]) -> Result<Self> {
-        let binary = tokio::task::spawn_blocking(envoy_binary)
-            .await
-            .context("looking for the Envoy binary")??;
+        let binary = tokio::task::spawn_blocking(envoy_binary).await.context("looking for the Envoy binary")??;
 
         let dir = tempfile::Builder::new()
             .prefix(&format!("e2e-envoy-{}-", file_name_safe(name)))
@@ -99,21 +96,15 @@ impl Envoy {
             .context("creating a temporary directory for Envoy")?;
         let dir_path = dir.path().to_path_buf();
         // Envoy picks the bootstrap parser from the file extension.
-        let extension = if bootstrap.trim_start().starts_with('{') {
-            "json"
-        } else {
-            "yaml"
-        };
+        let extension = if bootstrap.trim_start().starts_with('{') { "json" } else { "yaml" };
         let config_path = dir_path.join(format!("bootstrap.{extension}"));
-        std::fs::write(&config_path, bootstrap)
-            .with_context(|| format!("writing {}", config_path.display()))?;
+        std::fs::write(&config_path, bootstrap).with_context(|| format!("writing {}", config_path.display()))?;
         let admin_path = dir_path.join("admin.txt");
         let log_path = dir_path.join("envoy.log");
         // Errors found before logging is set up (bad flags, unparsable
         // bootstrap) go to stderr only.
         let stdio_path = dir_path.join("stdio.log");
-        let stdio = File::create(&stdio_path)
-            .with_context(|| format!("creating {}", stdio_path.display()))?;
+        let stdio = File::create(&stdio_path).with_context(|| format!("creating {}", stdio_path.display()))?;
 
         let mut command = match setpriv() {
             Some(setpriv) => {
@@ -145,16 +136,10 @@ impl Envoy {
                 command.args([spellings[0], value]);
             }
         }
-        command
-            .args(extra_args)
-            .stdin(Stdio::null())
-            .stdout(stdio.try_clone()?)
-            .stderr(stdio);
+        command.args(extra_args).stdin(Stdio::null()).stdout(stdio.try_clone()?).stderr(stdio);
 
         tracing::debug!(envoy = name, "starting {command:?}");
-        let child = command
-            .spawn()
-            .with_context(|| format!("spawning {}", binary.display()))?;
+        let child = command.spawn().with_context(|| format!("spawning {}", binary.display()))?;
 
         // From here on, `Drop` kills the process if start-up fails.
         let mut envoy = Self {
@@ -208,11 +193,7 @@ impl Envoy {
                 Err(error) => format!("{error:#}"),
             };
             if Instant::now() >= deadline {
-                bail!(
-                    "envoy `{}` not LIVE after {timeout:?}: {last}{}",
-                    self.name,
-                    self.diagnostics()
-                );
+                bail!("envoy `{}` not LIVE after {timeout:?}: {last}{}", self.name, self.diagnostics());
             }
             tokio::time::sleep(POLL_INTERVAL).await;
         }
@@ -247,10 +228,7 @@ impl Envoy {
     /// else in a short tail).
     pub fn log_tail(&self, n: usize) -> String {
         let log = std::fs::read_to_string(&self.log_path).unwrap_or_default();
-        let lines: Vec<&str> = log
-            .lines()
-            .filter(|line| !is_extension_listing(line))
-            .collect();
+        let lines: Vec<&str> = log.lines().filter(|line| !is_extension_listing(line)).collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
@@ -260,12 +238,7 @@ impl Envoy {
             .await
             .with_context(|| format!("envoy `{}` admin", self.name))?;
         if reply.status != 200 {
-            bail!(
-                "envoy `{}` admin GET {path}: status {}: {}",
-                self.name,
-                reply.status,
-                reply.body.trim()
-            );
+            bail!("envoy `{}` admin GET {path}: status {}: {}", self.name, reply.status, reply.body.trim());
         }
         Ok(reply.body)
     }
@@ -278,12 +251,7 @@ impl Envoy {
             .await
             .with_context(|| format!("envoy `{}` admin", self.name))?;
         if reply.status != 200 {
-            bail!(
-                "envoy `{}` admin POST {path}: status {}: {}",
-                self.name,
-                reply.status,
-                reply.body.trim()
-            );
+            bail!("envoy `{}` admin POST {path}: status {}: {}", self.name, reply.status, reply.body.trim());
         }
         Ok(reply.body)
     }
@@ -292,8 +260,7 @@ impl Envoy {
     /// endpoints; use `get_admin("/config_dump?include_eds")` for those.
     pub async fn config_dump(&self) -> Result<serde_json::Value> {
         let body = self.get_admin("/config_dump").await?;
-        serde_json::from_str(&body)
-            .with_context(|| format!("envoy `{}` /config_dump is not JSON", self.name))
+        serde_json::from_str(&body).with_context(|| format!("envoy `{}` /config_dump is not JSON", self.name))
     }
 
     /// `/stats` in its text form: one `name: value` per line.
@@ -341,11 +308,7 @@ impl Envoy {
         };
         match status {
             None => Ok(()),
-            Some(status) => bail!(
-                "envoy `{}` {status} {when}{}",
-                self.name,
-                self.diagnostics()
-            ),
+            Some(status) => bail!("envoy `{}` {status} {when}{}", self.name, self.diagnostics()),
         }
     }
 
@@ -356,10 +319,7 @@ impl Envoy {
         if !stdio.trim().is_empty() {
             text.push_str(&format!("\n--- envoy stderr ---\n{}", stdio.trim_end()));
         }
-        text.push_str(&format!(
-            "\n--- end of envoy log ---\n{}",
-            self.log_tail(ERROR_LOG_LINES)
-        ));
+        text.push_str(&format!("\n--- end of envoy log ---\n{}", self.log_tail(ERROR_LOG_LINES)));
         text
     }
 }
@@ -381,11 +341,8 @@ impl Drop for Envoy {
             let _ = dir.keep();
         }
         let stdio = std::fs::read_to_string(&self.stdio_path).unwrap_or_default();
-        let stdio = if stdio.trim().is_empty() {
-            String::new()
-        } else {
-            format!("--- stderr ---\n{}\n", stdio.trim_end())
-        };
+        let stdio =
+            if stdio.trim().is_empty() { String::new() } else { format!("--- stderr ---\n{}\n", stdio.trim_end()) };
         eprintln!(
             "===== envoy `{name}` (test panicked): last {PANIC_LOG_LINES} log lines =====\n\
              {stdio}{tail}\n\
@@ -424,9 +381,7 @@ fn is_extension_listing(line: &str) -> bool {
     let Some(at) = line.find("[source/server/server.cc:") else {
         return false;
     };
-    let message = line[at..]
-        .split_once("] ")
-        .map_or("", |(_, message)| message);
+    let message = line[at..].split_once("] ").map_or("", |(_, message)| message);
     message.starts_with("  ") || message.starts_with("statically linked extensions")
 }
 
@@ -444,24 +399,18 @@ fn setpriv() -> Option<&'static Path> {
     static SETPRIV: OnceLock<Option<PathBuf>> = OnceLock::new();
     SETPRIV
         .get_or_init(|| {
-            std::env::split_paths(&std::env::var_os("PATH")?)
-                .map(|dir| dir.join("setpriv"))
-                .find(|path| path.is_file())
+            std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join("setpriv")).find(|path| path.is_file())
         })
         .as_deref()
 }
 
 fn file_name_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect()
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere must not stop Drop from killing Envoy.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -481,10 +430,11 @@ mod tests {
 
     #[test]
     fn recognises_the_extension_listing() {
-        let listing = "[2026-01-01 00:00:00.000][1][info][main] [source/server/server.cc:467]   envoy.filters.http: envoy.buffer";
-        let header = "[2026-01-01 00:00:00.000][1][info][main] [source/server/server.cc:465] statically linked extensions:";
-        let useful =
-            "[2026-01-01 00:00:00.000][1][info][main] [source/server/server.cc:1159] exiting";
+        let listing =
+            "[2026-01-01 00:00:00.000][1][info][main] [source/server/server.cc:467]   envoy.filters.http: envoy.buffer";
+        let header =
+            "[2026-01-01 00:00:00.000][1][info][main] [source/server/server.cc:465] statically linked extensions:";
+        let useful = "[2026-01-01 00:00:00.000][1][info][main] [source/server/server.cc:1159] exiting";
         assert!(is_extension_listing(listing));
         assert!(is_extension_listing(header));
         assert!(!is_extension_listing(useful));

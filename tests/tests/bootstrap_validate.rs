@@ -45,11 +45,7 @@ fn validate(options: &BootstrapOptions) -> Result<()> {
     std::fs::write(&path, &yaml).with_context(|| format!("writing {}", path.display()))?;
 
     let output = run_validate(&envoy, &path)?;
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     ensure!(
         output.status.success(),
         "envoy --mode validate refused the bootstrap ({}):\n{said}\n--- bootstrap ---\n{yaml}",
@@ -94,10 +90,7 @@ fn envoy_accepts_a_sidecar_bootstrap_with_outbound_bind_over_delta() -> Result<(
 #[test]
 fn envoy_accepts_an_xds_address_given_as_a_hostname() -> Result<()> {
     for delta in [false, true] {
-        validate(&BootstrapOptions {
-            xds_address: "localhost:15010".to_owned(),
-            ..gateway(delta)
-        })?;
+        validate(&BootstrapOptions { xds_address: "localhost:15010".to_owned(), ..gateway(delta) })?;
     }
     Ok(())
 }
@@ -119,15 +112,9 @@ fn envoy_accepts_an_ipv6_xds_address_and_an_ephemeral_admin_port() -> Result<()>
 async fn envoy_reads_the_node_metadata_as_written() -> Result<()> {
     let mut options = gateway(false);
     options.labels.extend(
-        [
-            ("enabled", "yes"),
-            ("canary", "on"),
-            ("zone", "012"),
-            ("rev", "0x1f"),
-            ("empty", ""),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+        [("enabled", "yes"), ("canary", "on"), ("zone", "012"), ("rev", "0x1f"), ("empty", "")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
     // Nothing listens there: Envoy keeps retrying ADS, which does not keep its admin interface from answering.
     options.xds_address = format!("127.0.0.1:{}", free_port());
@@ -136,8 +123,7 @@ async fn envoy_reads_the_node_metadata_as_written() -> Result<()> {
 
     let envoy = Envoy::start("bootstrap-metadata", &render_yaml(&options)?).await?;
     let server_info: serde_json::Value =
-        serde_json::from_str(&envoy.get_admin("/server_info").await?)
-            .context("/server_info is not JSON")?;
+        serde_json::from_str(&envoy.get_admin("/server_info").await?).context("/server_info is not JSON")?;
     let expected = render(&options)?;
     assert_eq!(
         server_info["node"]["metadata"], expected["node"]["metadata"],

@@ -58,19 +58,8 @@ async fn proxies_through_a_static_envoy() -> Result<()> {
 
     // LIVE can come a moment before the worker accepts on the listener.
     let reply = eventually(Duration::from_secs(10), "a 200 through envoy", || async {
-        let reply = http_get(
-            listener,
-            "selftest.local",
-            "/hello?x=1",
-            &[("x-test", "yes")],
-        )
-        .await?;
-        ensure!(
-            reply.status == 200,
-            "status {}: {}",
-            reply.status,
-            reply.body
-        );
+        let reply = http_get(listener, "selftest.local", "/hello?x=1", &[("x-test", "yes")]).await?;
+        ensure!(reply.status == 200, "status {}: {}", reply.status, reply.body);
         Ok(reply)
     })
     .await?;
@@ -87,33 +76,18 @@ async fn proxies_through_a_static_envoy() -> Result<()> {
     assert!(request.header("x-request-id").is_some(), "{request:?}");
 
     let dump = envoy.config_dump().await?.to_string();
-    assert!(
-        dump.contains("selftest_listener"),
-        "listener missing from config_dump"
-    );
+    assert!(dump.contains("selftest_listener"), "listener missing from config_dump");
 
-    let total = envoy
-        .stat("cluster.alpha_cluster.upstream_rq_total")
-        .await?;
+    let total = envoy.stat("cluster.alpha_cluster.upstream_rq_total").await?;
     assert!(total >= Some(1), "upstream_rq_total = {total:?}");
-    assert_eq!(
-        envoy.stat("cluster.alpha_cluster.no_such_stat").await?,
-        None
-    );
+    assert_eq!(envoy.stat("cluster.alpha_cluster.no_such_stat").await?, None);
 
     // The log file is flushed on a timer, so it lags a little.
-    eventually(
-        Duration::from_secs(5),
-        "envoy's log to show start-up",
-        || async {
-            let tail = envoy.log_tail(200);
-            ensure!(
-                tail.contains("starting main dispatch loop"),
-                "log so far:\n{tail}"
-            );
-            Ok(())
-        },
-    )
+    eventually(Duration::from_secs(5), "envoy's log to show start-up", || async {
+        let tail = envoy.log_tail(200);
+        ensure!(tail.contains("starting main dispatch loop"), "log so far:\n{tail}");
+        Ok(())
+    })
     .await?;
     Ok(())
 }
@@ -122,19 +96,11 @@ async fn proxies_through_a_static_envoy() -> Result<()> {
 async fn counts_replies_by_backend_and_status() -> Result<()> {
     let backend = Backend::start("beta").await?;
     let port = free_port();
-    let envoy = Envoy::start(
-        "counting",
-        &static_bootstrap(port, "beta_cluster", &backend),
-    )
-    .await?;
+    let envoy = Envoy::start("counting", &static_bootstrap(port, "beta_cluster", &backend)).await?;
     envoy.wait_live(Duration::from_secs(10)).await?;
     let listener = ([127, 0, 0, 1], port).into();
-    eventually(
-        Duration::from_secs(10),
-        "the listener to accept",
-        || async { http_get(listener, "x", "/", &[]).await },
-    )
-    .await?;
+    eventually(Duration::from_secs(10), "the listener to accept", || async { http_get(listener, "x", "/", &[]).await })
+        .await?;
 
     let counts = count_backends(listener, "x", "/", &[], 5).await;
     assert_eq!(counts.get("beta"), Some(&5), "{counts:?}");
@@ -172,11 +138,7 @@ static_resources:
     };
     assert!(error.contains("no_such_field"), "{error}");
     assert!(error.contains("exited"), "{error}");
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
     Ok(())
 }
 

@@ -78,10 +78,8 @@ impl ProxyClass {
             .or(id.and_then(|id| id.namespace))
             .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
         let labels = metadata.map(labels_field).unwrap_or_default();
-        let outbound_bind = metadata
-            .and_then(|m| string_field(m, OUTBOUND_BIND_KEY))
-            .filter(|a| !a.is_empty())
-            .map(str::to_owned);
+        let outbound_bind =
+            metadata.and_then(|m| string_field(m, OUTBOUND_BIND_KEY)).filter(|a| !a.is_empty()).map(str::to_owned);
         ProxyClass { role, labels, namespace, outbound_bind }
     }
 }
@@ -112,11 +110,8 @@ impl IstioNodeId {
         let mut parts = id.split('~');
         let role = Role::parse(parts.next()?)?;
         let _ip = parts.next()?;
-        let namespace = parts
-            .next()
-            .and_then(|pod| pod.rsplit_once('.'))
-            .map(|(_, ns)| ns.to_owned())
-            .filter(|ns| !ns.is_empty());
+        let namespace =
+            parts.next().and_then(|pod| pod.rsplit_once('.')).map(|(_, ns)| ns.to_owned()).filter(|ns| !ns.is_empty());
         Some(IstioNodeId { role, namespace })
     }
 }
@@ -176,15 +171,22 @@ mod tests {
 
     #[test]
     fn understands_istio_node_ids() {
-        let gateway = ProxyClass::from_node(&node("router~10.0.0.1~ingress-abc.istio-system~istio-system.svc.cluster.local", &[]));
+        let gateway = ProxyClass::from_node(&node(
+            "router~10.0.0.1~ingress-abc.istio-system~istio-system.svc.cluster.local",
+            &[],
+        ));
         assert_eq!((gateway.role, gateway.namespace.as_str()), (Role::Gateway, "istio-system"));
-        let sidecar = ProxyClass::from_node(&node("sidecar~10.0.0.2~reviews-v1-xyz.bookinfo~bookinfo.svc.cluster.local", &[]));
+        let sidecar =
+            ProxyClass::from_node(&node("sidecar~10.0.0.2~reviews-v1-xyz.bookinfo~bookinfo.svc.cluster.local", &[]));
         assert_eq!((sidecar.role, sidecar.namespace.as_str()), (Role::Sidecar, "bookinfo"));
     }
 
     #[test]
     fn metadata_wins_over_the_node_id() {
-        let class = ProxyClass::from_node(&node("router~1.2.3.4~gw.a~a.svc", &[(ROLE_KEY, string("sidecar")), (NAMESPACE_KEY, string("b"))]));
+        let class = ProxyClass::from_node(&node(
+            "router~1.2.3.4~gw.a~a.svc",
+            &[(ROLE_KEY, string("sidecar")), (NAMESPACE_KEY, string("b"))],
+        ));
         assert_eq!((class.role, class.namespace.as_str()), (Role::Sidecar, "b"));
     }
 

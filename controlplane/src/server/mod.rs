@@ -61,7 +61,8 @@ impl AdsService {
         let peer = request.remote_addr();
         let (responses, receiver) = mpsc::channel(RESPONSE_QUEUE);
         let task = StreamTask::<W> { service: self.clone(), inbound: request.into_inner(), responses };
-        let span = info_span!("ads", protocol = W::NAME, peer = %peer.map_or_else(|| "?".to_owned(), |p| p.to_string()));
+        let span =
+            info_span!("ads", protocol = W::NAME, peer = %peer.map_or_else(|| "?".to_owned(), |p| p.to_string()));
         tokio::spawn(task.run().instrument(span));
         ReceiverStream::new(receiver)
     }

@@ -61,8 +61,13 @@ pub struct Response {
 pub enum RequestOutcome {
     /// The first request for a type, or a change of subscription.
     Subscribed,
-    Ack { version: String },
-    Nack { version: String, message: String },
+    Ack {
+        version: String,
+    },
+    Nack {
+        version: String,
+        message: String,
+    },
     /// Answers a response that is no longer the latest one: ignored.
     Stale,
 }
@@ -183,7 +188,8 @@ impl StreamState {
         let outcome = state.settle(&request);
         let first = !state.requested;
         state.requested = true;
-        state.wildcard = kind.is_wildcard() && (request.subscribe.is_empty() || request.subscribe.iter().any(|n| n == "*"));
+        state.wildcard =
+            kind.is_wildcard() && (request.subscribe.is_empty() || request.subscribe.iter().any(|n| n == "*"));
         let names: BTreeSet<String> = request.subscribe.into_iter().filter(|n| n != "*").collect();
         if names != state.names {
             state.names = names;
@@ -208,8 +214,8 @@ impl StreamState {
         let state = &mut self.types[kind.index()];
         if !state.requested {
             state.requested = true;
-            state.wildcard = kind.is_wildcard()
-                && (request.subscribe.is_empty() || request.subscribe.iter().any(|n| n == "*"));
+            state.wildcard =
+                kind.is_wildcard() && (request.subscribe.is_empty() || request.subscribe.iter().any(|n| n == "*"));
             if !request.initial_versions.is_empty() {
                 // Placeholders carry only the version: enough to compare, and the proxy already has the content.
                 let known: BTreeMap<String, Arc<Resource>> = request
@@ -260,8 +266,7 @@ impl StreamState {
     fn pump(&mut self) -> Vec<Response> {
         let mut responses = Vec::new();
         let clusters = self.desired_clusters();
-        let eds_names: BTreeSet<String> =
-            clusters.iter().filter_map(|(_, c)| c.references.endpoints.clone()).collect();
+        let eds_names: BTreeSet<String> = clusters.iter().filter_map(|(_, c)| c.references.endpoints.clone()).collect();
         for kind in ResourceType::ALL {
             let desired = match kind {
                 ResourceType::Cluster => Arc::clone(&clusters),
@@ -370,7 +375,7 @@ impl StreamState {
             Protocol::Delta => {
                 let updates: Vec<Arc<Resource>> = desired
                     .iter()
-                    .filter(|(name, r)| state.sent.get(*name).is_none_or(|s| s.version != r.version))
+                    .filter(|(name, r)| state.sent.get(name).is_none_or(|s| s.version != r.version))
                     .map(|(_, r)| Arc::clone(r))
                     .collect();
                 let removed: Vec<String> = state.sent.names().filter(|n| !desired.contains(n)).cloned().collect();
@@ -440,7 +445,11 @@ impl TypeState {
             Some(message) => {
                 let rejected_version = pending.after.version();
                 self.rejected = Some(pending.after.fingerprint());
-                self.nack = Some(Nack { nonce: pending.nonce, rejected_version: rejected_version.clone(), message: message.clone() });
+                self.nack = Some(Nack {
+                    nonce: pending.nonce,
+                    rejected_version: rejected_version.clone(),
+                    message: message.clone(),
+                });
                 // The proxy still runs what it last accepted.
                 self.sent = Arc::clone(&self.acked);
                 RequestOutcome::Nack { version: rejected_version, message: message.clone() }

@@ -42,7 +42,12 @@ struct FakeProxy {
 
 impl FakeProxy {
     fn new(protocol: Protocol, snapshot: Arc<Snapshot>) -> FakeProxy {
-        FakeProxy { state: StreamState::new(protocol, snapshot), last_nonce: 0, log: Vec::new(), answered: BTreeSet::new() }
+        FakeProxy {
+            state: StreamState::new(protocol, snapshot),
+            last_nonce: 0,
+            log: Vec::new(),
+            answered: BTreeSet::new(),
+        }
     }
 
     fn check(&mut self, responses: Vec<Response>) -> Vec<Response> {
@@ -57,7 +62,7 @@ impl FakeProxy {
             assert!(previous_kind <= Some(response.kind), "responses leave in push order: {responses:?}");
             previous_kind = Some(response.kind);
             // One response in flight per type.
-            let in_flight = self.log.iter().filter(|r| r.kind == response.kind).last();
+            let in_flight = self.log.iter().rfind(|r| r.kind == response.kind);
             if let Some(previous) = in_flight {
                 assert!(
                     self.answered.contains(&previous.nonce),
@@ -278,8 +283,7 @@ fn unsubscribe_then_resubscribe_resends() {
 fn a_reconnecting_sotw_proxy_with_current_versions_gets_nothing() {
     let snapshot = world(&[("v1", 100)], 9000);
     let first = synced_sotw(Arc::clone(&snapshot), &["v1"]);
-    let versions: Vec<String> =
-        first.state.sync().iter().map(|s| s.acked_version.clone().expect("acked")).collect();
+    let versions: Vec<String> = first.state.sync().iter().map(|s| s.acked_version.clone().expect("acked")).collect();
     // A new stream (say, after a control plane restart) from the same proxy.
     let mut proxy = FakeProxy::new(Protocol::Sotw, snapshot);
     let with_version = |kind: ResourceType, names: &[&str]| Request {
@@ -392,10 +396,8 @@ fn delta_reconnect_sends_only_what_differs() {
     let mut proxy = FakeProxy::new(Protocol::Delta, world(&[("v1", 50), ("v2", 50)], 9000));
     proxy.state.snapshot = world(&[("v1", 50), ("v2", 50)], 9000);
     let initial = |set: &[(String, String)]| -> HashMap<String, String> { set.iter().cloned().collect() };
-    let cds = one(
-        proxy.request(Cluster, Request { initial_versions: initial(&clusters), ..Default::default() }),
-        Cluster,
-    );
+    let cds =
+        one(proxy.request(Cluster, Request { initial_versions: initial(&clusters), ..Default::default() }), Cluster);
     assert!(cds.resources.is_empty() && cds.removed.is_empty(), "first wildcard answer, nothing new: {cds:?}");
     none(proxy.request(Cluster, delta_ack(&cds)));
     let mut moved = endpoints.clone();
