@@ -19,7 +19,8 @@ use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, Ser
 use crate::any::message_name;
 use crate::{Any, Error};
 
-static DESCRIPTOR_SET: &[u8] = include_bytes!(env!("PILOTFISH_ENVOY_DESCRIPTORS"));
+/// Every Envoy message's descriptor (not only the generated subset), so any `@type` can be read and rendered.
+static DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy.bin"));
 const ANY_MESSAGE: &str = "google.protobuf.Any";
 
 /// The descriptors of every message `envoy-types` generates, decoded once on first use.

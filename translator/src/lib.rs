@@ -1,15 +1,19 @@
 //! Pure translation from Istio's traffic API and the service registry to Envoy resources.
 //!
 //! ```text
-//!   Envoy node (id, metadata) ──► ProxyClass ──┐
-//!                                               ├──► translate ──► Envoy resources + diagnostics
-//!   World of inputs (Istio + registry) ─────────┘
+//!   YAML text ──read_yaml──► Inputs ──World::new──► World ──┐
+//!                                                          ├──► translate ──► Envoy resources + diagnostics
+//!   Envoy node (id, metadata) ─────────────► ProxyClass ───┘
 //! ```
 //!
 //! This crate never does I/O: no tokio, no tonic, no Kubernetes client. It can be read, tested and fuzzed alone.
 
 #![forbid(unsafe_code)]
 
+pub mod diagnostics;
+pub mod input;
 pub mod proxy;
 
+pub use diagnostics::{Diagnostic, ObjectRef, Severity};
+pub use input::{Input, Kind, World, read_yaml};
 pub use proxy::{ProxyClass, Role};

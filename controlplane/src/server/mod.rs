@@ -8,16 +8,20 @@
 pub mod stream;
 mod wire;
 
+/// The ADS gRPC service, generated over api-protos' messages (see `build.rs`).
+#[allow(clippy::all, clippy::pedantic, missing_docs, unused_qualifications)]
+pub mod ads {
+    include!(concat!(env!("OUT_DIR"), "/envoy.service.discovery.v3.rs"));
+}
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ads::aggregated_discovery_service_server::{AggregatedDiscoveryService, AggregatedDiscoveryServiceServer};
 use api_protos::ResourceType;
-use api_protos::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
-    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-};
 use api_protos::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };

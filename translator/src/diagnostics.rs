@@ -1,0 +1,126 @@
+//! Diagnostics: what is wrong with which object, where, and what was done about it.
+//!
+//! Each one names the object (kind, namespace, name), the field path (`spec.http[0].route[1].weight`), and where
+//! the object was read from when known. Codes follow `istioctl analyze` where one fits (IST0101, …).
+
+use std::fmt;
+
+use crate::input::{Kind, Source};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        })
+    }
+}
+
+/// An object by kind, namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct ObjectRef {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    /// `istioctl analyze` code, where one fits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<ObjectRef>,
+    /// Path of the offending field inside the object, empty for the object as a whole.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub field: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+}
+
+impl Diagnostic {
+    pub fn error(message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(Severity::Error, message)
+    }
+
+    pub fn warning(message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(Severity::Warning, message)
+    }
+
+    pub fn info(message: impl Into<String>) -> Diagnostic {
+        Diagnostic::new(Severity::Info, message)
+    }
+
+    fn new(severity: Severity, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity, code: None, object: None, field: String::new(), message: message.into(), source: None }
+    }
+
+    pub fn code(mut self, code: &'static str) -> Diagnostic {
+        self.code = Some(code);
+        self
+    }
+
+    pub fn object(mut self, object: ObjectRef, source: Option<Source>) -> Diagnostic {
+        self.object = Some(object);
+        self.source = source;
+        self
+    }
+
+    pub fn field(mut self, field: impl Into<String>) -> Diagnostic {
+        self.field = field.into();
+        self
+    }
+
+    pub fn source(mut self, source: Option<Source>) -> Diagnostic {
+        self.source = source;
+        self
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    /// `error[IST0101] VirtualService default/reviews spec.http[0]…: message (at file.yaml:2)`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.severity)?;
+        if let Some(code) = self.code {
+            write!(f, "[{code}]")?;
+        }
+        if let Some(object) = &self.object {
+            write!(f, " {object}")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, " {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(source) = &self.source {
+            write!(f, " (at {source})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Diagnostics in a stable order: errors first, then by object, field and message.
+pub fn sorted(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    diagnostics.sort_by(|a, b| {
+        (a.severity, &a.object, &a.field, &a.message, a.code)
+            .cmp(&(b.severity, &b.object, &b.field, &b.message, b.code))
+    });
+    diagnostics.dedup();
+    diagnostics
+}
