@@ -1,9 +1,10 @@
 //! The snapshot cache: the current snapshot of every proxy class, and a way to be told when it changes.
 //!
-//! Sources publish either one snapshot for every class (`set_default`, what a directory of raw Envoy resources
-//! gives) or a snapshot for one class (`set`, what translation per class gives). A snapshot is checked with
-//! [`Snapshot::consistent`] before it is published, and publishing a snapshot with the same content as the current
-//! one wakes nobody: unchanged output pushes nothing.
+//! Sources publish a *builder* (`set_builder`: a function from proxy class to snapshot, e.g. translation of the
+//! current World), one snapshot for every class (`set_default`), or a snapshot for one class (`set`). Builders run
+//! for the classes that have connected proxies, and for a new class when its first proxy connects. A snapshot is
+//! checked with [`Snapshot::consistent`] before it is published, and publishing a snapshot with the same content
+//! as the current one wakes nobody: unchanged output pushes nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,16 +14,49 @@ use translator::ProxyClass;
 
 use crate::snapshot::{Snapshot, SnapshotError};
 
+/// Builds the snapshot of one proxy class.
+pub type Builder = Arc<dyn Fn(&ProxyClass) -> Result<Snapshot, SnapshotError> + Send + Sync>;
+
 #[derive(Debug)]
 pub struct SnapshotCache {
     inner: Mutex<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Inner {
     default: Arc<Snapshot>,
+    builder: Option<Builder>,
+    /// Snapshots published for one class with `set`: they win over everything else.
     per_class: HashMap<ProxyClass, Arc<Snapshot>>,
+    /// Snapshots the builder made, for classes with watchers (or that had them).
+    built: HashMap<ProxyClass, Arc<Snapshot>>,
     watchers: HashMap<ProxyClass, watch::Sender<Arc<Snapshot>>>,
+}
+
+impl Inner {
+    fn current(&self, class: &ProxyClass) -> &Arc<Snapshot> {
+        self.per_class.get(class).or_else(|| self.built.get(class)).unwrap_or(&self.default)
+    }
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("default", &self.default)
+            .field("builder", &self.builder.is_some())
+            .field("per_class", &self.per_class.len())
+            .field("watchers", &self.watchers.len())
+            .finish()
+    }
+}
+
+/// What a builder run changed.
+#[derive(Debug, Default)]
+pub struct Rebuild {
+    /// Classes whose snapshot changed.
+    pub changed: Vec<ProxyClass>,
+    /// Classes whose new snapshot was refused; they keep their last good one.
+    pub failed: Vec<(ProxyClass, SnapshotError)>,
 }
 
 impl Default for SnapshotCache {
@@ -50,14 +84,43 @@ impl SnapshotCache {
             return Ok(false);
         }
         inner.default = Arc::new(snapshot);
-        let Inner { default, per_class, watchers } = &mut *inner;
-        watchers.retain(|_, sender| sender.receiver_count() > 0);
-        for (class, sender) in watchers.iter() {
-            if !per_class.contains_key(class) {
-                sender.send_if_modified(|current| replace_if_changed(current, default));
-            }
+        // One snapshot for all replaces any builder.
+        inner.builder = None;
+        inner.built.clear();
+        inner.watchers.retain(|_, sender| sender.receiver_count() > 0);
+        for (class, sender) in &inner.watchers {
+            let current = inner.current(class);
+            sender.send_if_modified(|published| replace_if_changed(published, current));
         }
         Ok(true)
+    }
+
+    /// Publishes a builder and runs it for every class with connected proxies; later classes are built when their
+    /// first proxy connects. A class whose build fails keeps its last good snapshot.
+    pub fn set_builder(&self, builder: Builder) -> Rebuild {
+        let mut inner = self.lock();
+        inner.builder = Some(Arc::clone(&builder));
+        inner.watchers.retain(|_, sender| sender.receiver_count() > 0);
+        let watched: Vec<ProxyClass> = inner.watchers.keys().cloned().collect();
+        // Classes no proxy watches any more are rebuilt when one connects again.
+        inner.built.retain(|class, _| watched.contains(class));
+        let classes = watched;
+        let mut rebuild = Rebuild::default();
+        for class in classes {
+            match builder(&class).and_then(|snapshot| snapshot.consistent().map(|()| snapshot)) {
+                Ok(snapshot) => {
+                    inner.built.insert(class.clone(), Arc::new(snapshot));
+                    let current = inner.current(&class);
+                    if let Some(sender) = inner.watchers.get(&class)
+                        && sender.send_if_modified(|published| replace_if_changed(published, current))
+                    {
+                        rebuild.changed.push(class.clone());
+                    }
+                }
+                Err(err) => rebuild.failed.push((class, err)),
+            }
+        }
+        rebuild
     }
 
     /// Publishes the snapshot of one class. Returns whether anything changed.
@@ -77,17 +140,29 @@ impl SnapshotCache {
 
     /// The snapshot a proxy of `class` is served now.
     pub fn get(&self, class: &ProxyClass) -> Arc<Snapshot> {
-        let inner = self.lock();
-        Arc::clone(inner.per_class.get(class).unwrap_or(&inner.default))
+        Arc::clone(self.lock().current(class))
     }
 
-    /// A receiver that holds the class's current snapshot and wakes on every change of it.
+    /// A receiver that holds the class's current snapshot and wakes on every change of it. The first watcher of a
+    /// class runs the builder for it.
     pub fn watch(&self, class: &ProxyClass) -> watch::Receiver<Arc<Snapshot>> {
         let mut inner = self.lock();
         if let Some(sender) = inner.watchers.get(class) {
             return sender.subscribe();
         }
-        let current = Arc::clone(inner.per_class.get(class).unwrap_or(&inner.default));
+        if !inner.built.contains_key(class)
+            && let Some(builder) = inner.builder.clone()
+        {
+            match builder(class).and_then(|snapshot| snapshot.consistent().map(|()| snapshot)) {
+                Ok(snapshot) => {
+                    inner.built.insert(class.clone(), Arc::new(snapshot));
+                }
+                Err(err) => {
+                    tracing::warn!(class = %class, error = %err, "failed to build a snapshot for a new proxy class")
+                }
+            }
+        }
+        let current = Arc::clone(inner.current(class));
         let (sender, receiver) = watch::channel(current);
         inner.watchers.insert(class.clone(), sender);
         receiver
@@ -146,6 +221,28 @@ mod tests {
         assert!(gateway_rx.borrow().same_content(&snapshot("gw")));
         assert!(sidecar_rx.borrow().same_content(&snapshot("all")));
         assert!(cache.get(&ProxyClass::new(Role::Sidecar)).same_content(&snapshot("all")));
+    }
+
+    #[test]
+    fn a_builder_serves_each_class_its_own_snapshot_and_keeps_the_last_good_one() {
+        let cache = SnapshotCache::new();
+        let gateway = ProxyClass::new(Role::Gateway);
+        let sidecar = ProxyClass::new(Role::Sidecar);
+        cache.set_builder(Arc::new(|class: &ProxyClass| Ok(snapshot(class.role.as_str()))));
+        let gateway_rx = cache.watch(&gateway);
+        assert!(gateway_rx.borrow().same_content(&snapshot("gateway")));
+        assert!(cache.watch(&sidecar).borrow().same_content(&snapshot("sidecar")));
+        // A new builder reaches watched classes; one that fails leaves them as they were.
+        let rebuild = cache.set_builder(Arc::new(|class: &ProxyClass| Ok(snapshot(&format!("{}-2", class.role)))));
+        assert_eq!(rebuild.changed.len(), 1, "only the gateway is still watched");
+        assert!(gateway_rx.borrow().same_content(&snapshot("gateway-2")));
+        let rebuild = cache.set_builder(Arc::new(|_: &ProxyClass| {
+            let mut broken = SnapshotBuilder::default();
+            broken.add_message(&eds_cluster("no-endpoints"))?;
+            Ok(broken.build())
+        }));
+        assert_eq!(rebuild.failed.len(), 1);
+        assert!(gateway_rx.borrow().same_content(&snapshot("gateway-2")));
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! A directory of raw Envoy resources, served as-is to every proxy.
+//! A directory of configuration: Istio and Kubernetes objects to translate, and raw Envoy resources to serve as-is.
 //!
 //! Every `*.yaml`, `*.yml` and `*.json` file below the directory is read; a file may hold several YAML documents.
-//! A document is one resource in Envoy's own JSON shape with `@type` (a Listener, RouteConfiguration, Cluster or
-//! ClusterLoadAssignment), or a list of them under `resources:` (the shape of Envoy's file-based xDS):
+//! Documents with `apiVersion` and `kind` go to the translator ([`translator::read_yaml`]). A document with `@type`
+//! is one resource in Envoy's own JSON shape (a Listener, RouteConfiguration, Cluster or ClusterLoadAssignment),
+//! and `resources:` holds a list of them (the shape of Envoy's file-based xDS):
 //!
 //! ```yaml
 //! "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
@@ -12,8 +13,7 @@
 //! eds_cluster_config: { eds_config: { ads: {}, resource_api_version: V3 } }
 //! ```
 //!
-//! A document that does not read is reported with its file and position and skipped; the rest is served. Istio and
-//! Kubernetes objects (documents with `apiVersion` and `kind`) are left to the translator and skipped here.
+//! A document that does not read is reported with its file and position and skipped; the rest is served.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -51,8 +51,14 @@ impl fmt::Display for Diagnostic {
 /// What a directory holds.
 #[derive(Debug, Default)]
 pub struct Loaded {
+    /// Raw Envoy resources.
     pub resources: Vec<(Origin, Any)>,
+    /// Istio and Kubernetes objects, for the translator.
+    pub inputs: Vec<translator::Input>,
+    /// Problems with raw resources and unreadable documents.
     pub diagnostics: Vec<Diagnostic>,
+    /// Problems the translator's reader found in objects.
+    pub input_diagnostics: Vec<translator::Diagnostic>,
     /// Files read, sorted.
     pub files: Vec<PathBuf>,
 }
@@ -84,7 +90,15 @@ pub fn load(dir: &Path) -> Result<Loaded, std::io::Error> {
     let files = list_files(dir)?;
     for file in &files {
         match std::fs::read_to_string(file) {
-            Ok(text) => read_documents(file, &text, &mut loaded),
+            Ok(text) => {
+                read_documents(file, &text, &mut loaded);
+                let (inputs, diagnostics) = translator::read_yaml(&text, &file.display().to_string());
+                loaded.inputs.extend(inputs);
+                // Syntax errors are reported once, by `read_documents`.
+                loaded
+                    .input_diagnostics
+                    .extend(diagnostics.into_iter().filter(|d| !d.message.starts_with("failed to parse YAML")));
+            }
             Err(err) => loaded.diagnostics.push(Diagnostic {
                 origin: Origin { file: file.clone(), document: 0 },
                 message: format!("failed to read the file: {err}"),
@@ -146,12 +160,8 @@ fn read_value(origin: &Origin, value: serde_json::Value, loaded: &mut Loaded) {
             }
             _ => loaded.diagnostics.push(diagnostic("\"resources\" must be a list of resources".to_owned())),
         },
-        serde_json::Value::Object(object) if object.contains_key("apiVersion") && object.contains_key("kind") => {
-            let kind = object.get("kind").and_then(|k| k.as_str()).unwrap_or("?");
-            loaded.diagnostics.push(diagnostic(format!(
-                "skipped {kind}: this source serves raw Envoy resources; Istio and Kubernetes objects need translation"
-            )));
-        }
+        // Istio and Kubernetes objects: read by the translator.
+        serde_json::Value::Object(object) if object.contains_key("apiVersion") || object.contains_key("kind") => {}
         _ => loaded.diagnostics.push(diagnostic(
             "not an Envoy resource: expected an object with \"@type\" or a \"resources\" list".to_owned(),
         )),
@@ -189,22 +199,25 @@ endpoints:
             "\"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\nname: x\nconect_timeout: 1s\n",
         )
         .expect("write");
-        std::fs::write(dir.path().join("istio.yaml"), "apiVersion: networking.istio.io/v1\nkind: VirtualService\n")
-            .expect("write");
+        std::fs::write(
+            dir.path().join("istio.yaml"),
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: v}\nspec: {hosts: [a]}\n",
+        )
+        .expect("write");
         std::fs::write(dir.path().join("notes.txt"), "ignored").expect("write");
         let mut loaded = load(dir.path()).expect("load");
         assert_eq!(loaded.files.len(), 3);
         assert_eq!(loaded.resources.len(), 2);
+        assert_eq!(loaded.inputs.len(), 1, "the VirtualService goes to the translator");
         let snapshot = loaded.snapshot();
         assert_eq!(snapshot.resources(ResourceType::Cluster).len(), 1);
         snapshot.consistent().expect("consistent");
         let messages: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
-        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert_eq!(messages.len(), 1, "{messages:?}");
         assert!(
             messages.iter().any(|m| m.contains("broken.yml (document 1)") && m.contains("conect_timeout")),
             "{messages:?}"
         );
-        assert!(messages.iter().any(|m| m.contains("skipped VirtualService")), "{messages:?}");
     }
 
     #[test]

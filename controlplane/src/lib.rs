@@ -12,6 +12,7 @@ pub mod builders;
 pub mod cache;
 pub mod cli;
 pub mod config_dir;
+pub mod pipeline;
 pub mod registry;
 pub mod server;
 pub mod snapshot;

@@ -10,10 +10,16 @@
 
 #![forbid(unsafe_code)]
 
+pub mod analyze;
 pub mod diagnostics;
+pub mod duration;
 pub mod input;
+pub mod model;
 pub mod proxy;
+pub mod translate;
+pub mod validate;
 
 pub use diagnostics::{Diagnostic, ObjectRef, Severity};
 pub use input::{Input, Kind, World, read_yaml};
 pub use proxy::{ProxyClass, Role};
+pub use translate::{Translation, Translator, translate};

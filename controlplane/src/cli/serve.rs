@@ -9,8 +9,11 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use translator::{Translator, World};
+
 use crate::cache::SnapshotCache;
 use crate::config_dir;
+use crate::pipeline::{self, log_diagnostic};
 use crate::registry::ProxyRegistry;
 
 /// How often the config directory is checked for changes.
@@ -18,8 +21,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Serve xDS to Envoy from a directory of configuration.
 ///
-/// The directory holds raw Envoy resources (YAML or JSON with "@type"); every proxy is served all of them, and
-/// changes to the directory are picked up while serving.
+/// The directory holds Istio objects (Gateway, VirtualService, DestinationRule, ServiceEntry), Kubernetes Services,
+/// EndpointSlices and Pods, and raw Envoy resources (YAML or JSON with "@type"). Each proxy gets the translation
+/// for its class plus every raw resource; changes to the directory are picked up while serving.
 ///
 /// Example:
 ///   pilotfish serve --config-dir examples/raw-envoy/config
@@ -79,16 +83,23 @@ fn reload(dir: &Path, cache: &SnapshotCache) {
             return;
         }
     };
-    let snapshot = loaded.snapshot();
+    // Checks the raw resources on their own, so their problems are reported once, with file and position.
+    loaded.snapshot();
     for diagnostic in &loaded.diagnostics {
         warn!(file = %diagnostic.origin.file.display(), document = diagnostic.origin.document, "{}", diagnostic.message);
     }
-    let summary = snapshot.to_string();
-    match cache.set_default(snapshot) {
-        Ok(true) => info!(files = loaded.files.len(), snapshot = %summary, "published new config"),
-        Ok(false) => info!(files = loaded.files.len(), "config unchanged"),
-        Err(err) => warn!(error = %err, "not publishing: serving the last good config"),
+    let (world, duplicates) = World::new(std::mem::take(&mut loaded.inputs));
+    let translator = Arc::new(Translator::new(&world));
+    for diagnostic in loaded.input_diagnostics.iter().chain(&duplicates).chain(translator.diagnostics()) {
+        log_diagnostic(diagnostic, None);
     }
+    let raw = Arc::new(loaded.resources.into_iter().map(|(_, any)| any).collect());
+    let builder = pipeline::builder(translator, raw);
+    let rebuild = cache.set_builder(builder);
+    for (class, err) in &rebuild.failed {
+        warn!(class = %class, error = %err, "not publishing for this class: serving its last good config");
+    }
+    info!(files = loaded.files.len(), objects = world.len(), changed = rebuild.changed.len(), "config read");
 }
 
 /// A cheap fingerprint of the directory: every config file with its size and modification time.

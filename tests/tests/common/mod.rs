@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use api_protos::pb::envoy::config::route::v3::Route;
 use controlplane::bootstrap::{BootstrapOptions, render_yaml};
 use controlplane::builders::{eds_cluster, http_listener, load_assignment, route_config};
@@ -107,17 +107,34 @@ impl Drop for ControlPlane {
 
 /// An Envoy gateway bootstrapped (by pilotfish's own bootstrap code) to fetch everything from `control_plane`.
 pub async fn start_envoy(node_id: &str, control_plane: SocketAddr, delta: bool) -> Result<Envoy> {
-    let options = BootstrapOptions {
-        node_id: node_id.to_owned(),
-        role: Role::Gateway,
-        xds_address: control_plane.to_string(),
-        admin_port: 0,
-        delta,
-        ..BootstrapOptions::default()
-    };
-    let envoy = Envoy::start(node_id, &render_yaml(&options)?).await?;
+    let options = BootstrapOptions { delta, ..BootstrapOptions::new(node_id, Role::Gateway) };
+    start_envoy_with(options, control_plane).await
+}
+
+/// An Envoy bootstrapped with `options`, pointed at `control_plane`, admin on any free port.
+pub async fn start_envoy_with(options: BootstrapOptions, control_plane: SocketAddr) -> Result<Envoy> {
+    let options = BootstrapOptions { xds_address: control_plane.to_string(), admin_port: 0, ..options };
+    let envoy = Envoy::start(&options.node_id, &render_yaml(&options)?).await?;
     envoy.wait_live(SYNC_TIMEOUT).await?;
     Ok(envoy)
+}
+
+/// Serves the translation of `yaml` (Istio and Kubernetes objects) through `control_plane`'s cache.
+pub fn publish_istio(control_plane: &ControlPlane, yaml: &str) -> Result<()> {
+    let (inputs, diagnostics) = translator::read_yaml(yaml, "test.yaml");
+    ensure!(diagnostics.is_empty(), "test input does not read: {diagnostics:?}");
+    let (world, _) = translator::World::new(inputs);
+    let translator = Arc::new(translator::Translator::new(&world));
+    let errors: Vec<String> = translator
+        .diagnostics()
+        .iter()
+        .filter(|d| d.severity == translator::Severity::Error)
+        .map(ToString::to_string)
+        .collect();
+    ensure!(errors.is_empty(), "test input has errors: {errors:?}");
+    let rebuild = control_plane.cache.set_builder(controlplane::pipeline::builder(translator, Arc::new(Vec::new())));
+    ensure!(rebuild.failed.is_empty(), "translation refused: {:?}", rebuild.failed);
+    Ok(())
 }
 
 /// A listener on `listen` with `routes`, and EDS clusters with their endpoints.

@@ -1,0 +1,40 @@
+//! From inputs to what the cache serves: translation per proxy class plus raw Envoy resources.
+
+use std::sync::Arc;
+
+use api_protos::Any;
+use tracing::{info, warn};
+use translator::{Diagnostic, ProxyClass, Severity, Translator};
+
+use crate::cache::Builder;
+use crate::snapshot::SnapshotBuilder;
+
+/// A cache builder serving each class its translation of the World behind `translator`, plus every raw resource.
+/// A raw resource named like a translated one is not served (the translated one is), and that is logged.
+pub fn builder(translator: Arc<Translator>, raw: Arc<Vec<Any>>) -> Builder {
+    Arc::new(move |class: &ProxyClass| {
+        let translation = translator.translate(class);
+        for diagnostic in &translation.diagnostics {
+            log_diagnostic(diagnostic, Some(class));
+        }
+        let mut snapshot = SnapshotBuilder::default();
+        for resource in translation.resources() {
+            snapshot.add_any(&resource)?;
+        }
+        for resource in raw.iter() {
+            if let Err(err) = snapshot.add_any(resource) {
+                warn!(class = %class, error = %err, "raw Envoy resource not served");
+            }
+        }
+        Ok(snapshot.build())
+    })
+}
+
+/// Logs a diagnostic at the level its severity calls for.
+pub fn log_diagnostic(diagnostic: &Diagnostic, class: Option<&ProxyClass>) {
+    let class = class.map(ToString::to_string).unwrap_or_default();
+    match diagnostic.severity {
+        Severity::Error | Severity::Warning => warn!(class, "{diagnostic}"),
+        Severity::Info => info!(class, "{diagnostic}"),
+    }
+}

@@ -1,0 +1,117 @@
+//! Translation of a [`World`] into the Envoy resources of one proxy class.
+//!
+//! ```text
+//!   World ──validate──► valid objects ──Model::new──► Model (services, endpoints, rule indexes)   once per World
+//!                                                       │
+//!   ProxyClass ─────────────────────────────────────────┴──► gateway | sidecar listeners + routes, clusters,
+//!                                                            endpoints (+ class-specific diagnostics)  per class
+//! ```
+//!
+//! Output is deterministic: resources are sorted by name, and the same objects in any input order give
+//! byte-identical resources.
+
+mod cluster;
+mod envoy;
+mod gateway;
+mod listener;
+mod route;
+mod sidecar;
+
+use api_protos::Any;
+use api_protos::any::pack;
+use api_protos::pb::envoy::config::cluster::v3::Cluster;
+use api_protos::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
+use api_protos::pb::envoy::config::listener::v3::Listener;
+use api_protos::pb::envoy::config::route::v3::RouteConfiguration;
+
+pub use listener::listener_name;
+pub use route::gateway_name;
+
+use crate::analyze;
+use crate::diagnostics::{Diagnostic, sorted};
+use crate::input::World;
+use crate::model::Model;
+use crate::proxy::{ProxyClass, Role};
+
+/// The Envoy resources of one proxy class, each kind sorted by name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Translation {
+    pub listeners: Vec<Listener>,
+    pub routes: Vec<RouteConfiguration>,
+    pub clusters: Vec<Cluster>,
+    pub endpoints: Vec<ClusterLoadAssignment>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Translation {
+    /// Every resource packed, in push order (clusters, endpoints, listeners, routes), each kind by name.
+    pub fn resources(&self) -> Vec<Any> {
+        let mut all: Vec<Any> = Vec::new();
+        all.extend(self.clusters.iter().map(pack));
+        all.extend(self.endpoints.iter().map(pack));
+        all.extend(self.listeners.iter().map(pack));
+        all.extend(self.routes.iter().map(pack));
+        all
+    }
+}
+
+/// A World prepared for translation: validated, indexed, analysed. Build once per World, then translate for as
+/// many proxy classes as needed.
+#[derive(Debug)]
+pub struct Translator {
+    model: Model,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Translator {
+    pub fn new(world: &World) -> Translator {
+        // Validation is wired in with its module (TEMPORARY until then).
+        let model = Model::new(world, &Default::default());
+        let mut diagnostics: Vec<Diagnostic> = Vec::new();
+        diagnostics.extend(model.diagnostics.iter().cloned());
+        diagnostics.extend(analyze::analyze(&model));
+        Translator { model, diagnostics: sorted(diagnostics) }
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Diagnostics that hold for every proxy class (validation and cross-object analysis).
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+
+    /// The resources of `class`; its diagnostics are those found translating for it.
+    pub fn translate(&self, class: &ProxyClass) -> Translation {
+        let mut diagnostics = Vec::new();
+        let (mut listeners, mut routes) = match class.role {
+            Role::Gateway => gateway::translate(&self.model, class, &mut diagnostics),
+            Role::Sidecar => sidecar::translate(&self.model, class, &mut diagnostics),
+        };
+        let mut clusters = Vec::new();
+        let mut endpoints = Vec::new();
+        for service in self.model.services.values() {
+            let rule = self.model.destination_rule(&service.hostname, &class.namespace);
+            let (service_clusters, assignments) =
+                cluster::service_clusters(service, rule.map(AsRef::as_ref), &mut diagnostics);
+            clusters.extend(service_clusters);
+            endpoints.extend(assignments);
+        }
+        listeners.sort_by(|a, b| a.name.cmp(&b.name));
+        routes.sort_by(|a, b| a.name.cmp(&b.name));
+        clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        endpoints.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
+        Translation { listeners, routes, clusters, endpoints, diagnostics: sorted(diagnostics) }
+    }
+}
+
+/// Translates `world` for `class`, with every diagnostic (the World's and the class's).
+pub fn translate(world: &World, class: &ProxyClass) -> Translation {
+    let translator = Translator::new(world);
+    let mut translation = translator.translate(class);
+    let mut all = translator.diagnostics.clone();
+    all.append(&mut translation.diagnostics);
+    translation.diagnostics = sorted(all);
+    translation
+}
