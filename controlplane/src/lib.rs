@@ -7,12 +7,26 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod bootstrap;
 pub mod builders;
 pub mod cache;
 pub mod cli;
 pub mod config_dir;
+pub mod metrics;
 pub mod pipeline;
 pub mod registry;
 pub mod server;
 pub mod snapshot;
+
+use std::sync::Arc;
+
+/// What the ADS server, the admin server and the sources share.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    pub cache: Arc<cache::SnapshotCache>,
+    pub registry: Arc<registry::ProxyRegistry>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// What the sources last read (`/debug/inputs`); set once the first full configuration is built.
+    pub inputs: Arc<std::sync::RwLock<Option<Arc<serde_json::Value>>>>,
+}

@@ -1,19 +1,23 @@
 //! From inputs to what the cache serves: translation per proxy class plus raw Envoy resources.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use api_protos::Any;
 use tracing::{info, warn};
 use translator::{Diagnostic, ProxyClass, Severity, Translator};
 
 use crate::cache::Builder;
+use crate::metrics::Metrics;
 use crate::snapshot::SnapshotBuilder;
 
 /// A cache builder serving each class its translation of the World behind `translator`, plus every raw resource.
 /// A raw resource named like a translated one is not served (the translated one is), and that is logged.
-pub fn builder(translator: Arc<Translator>, raw: Arc<Vec<Any>>) -> Builder {
+pub fn builder(translator: Arc<Translator>, raw: Arc<Vec<Any>>, metrics: Arc<Metrics>) -> Builder {
     Arc::new(move |class: &ProxyClass| {
+        let started = Instant::now();
         let translation = translator.translate(class);
+        metrics.translation.observe(started.elapsed().as_secs_f64());
         for diagnostic in &translation.diagnostics {
             log_diagnostic(diagnostic, Some(class));
         }

@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use translator::ProxyClass;
 
 use crate::server::stream::{Protocol, TypeSync};
+use crate::snapshot::ResourceSet;
 
 /// One connected proxy.
 #[derive(Clone, Debug)]
@@ -33,9 +34,16 @@ impl ProxyStatus {
     }
 }
 
+/// A registered stream: its status, and the resources its proxy has ACKed (for config dumps).
+#[derive(Debug)]
+struct Entry {
+    status: ProxyStatus,
+    acked: Vec<Arc<ResourceSet>>,
+}
+
 #[derive(Debug)]
 pub struct ProxyRegistry {
-    proxies: Mutex<BTreeMap<u64, ProxyStatus>>,
+    proxies: Mutex<BTreeMap<u64, Entry>>,
     next_stream: Mutex<u64>,
     /// Bumped on every change, so waiters can sleep until something happened.
     generation: watch::Sender<u64>,
@@ -56,7 +64,7 @@ impl ProxyRegistry {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, ProxyStatus>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, Entry>> {
         // Entries are replaced whole, so a poisoned lock holds no half-written entry.
         self.proxies.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -81,16 +89,23 @@ impl ProxyRegistry {
             snapshot_version: String::new(),
             sync: Vec::new(),
         };
-        self.lock().insert(stream, status);
+        self.lock().insert(stream, Entry { status, acked: Vec::new() });
         self.bump();
         Registration { registry: Arc::clone(self), stream }
     }
 
     /// All connected proxies, by node id then stream.
     pub fn list(&self) -> Vec<ProxyStatus> {
-        let mut all: Vec<ProxyStatus> = self.lock().values().cloned().collect();
+        let mut all: Vec<ProxyStatus> = self.lock().values().map(|e| e.status.clone()).collect();
         all.sort_by(|a, b| (&a.node_id, a.stream).cmp(&(&b.node_id, b.stream)));
         all
+    }
+
+    /// The resources `node_id`'s proxy has ACKed, by type in push order (its newest stream if several).
+    pub fn acked(&self, node_id: &str) -> Option<(ProxyStatus, Vec<Arc<ResourceSet>>)> {
+        let proxies = self.lock();
+        let entry = proxies.values().filter(|e| e.status.node_id == node_id).max_by_key(|e| e.status.stream)?;
+        Some((entry.status.clone(), entry.acked.clone()))
     }
 
     /// Wakes on every change of any proxy's state.
@@ -111,13 +126,14 @@ impl Registration {
         self.stream
     }
 
-    pub fn update(&self, snapshot_version: String, sync: Vec<TypeSync>) {
+    pub fn update(&self, snapshot_version: String, sync: Vec<TypeSync>, acked: Vec<Arc<ResourceSet>>) {
         if let Some(entry) = self.registry.lock().get_mut(&self.stream) {
-            if entry.sync == sync && entry.snapshot_version == snapshot_version {
+            entry.acked = acked;
+            if entry.status.sync == sync && entry.status.snapshot_version == snapshot_version {
                 return;
             }
-            entry.snapshot_version = snapshot_version;
-            entry.sync = sync;
+            entry.status.snapshot_version = snapshot_version;
+            entry.status.sync = sync;
         }
         self.registry.bump();
     }

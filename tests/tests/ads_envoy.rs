@@ -39,7 +39,7 @@ async fn routes_a_request_to_a_backend(delta: bool) -> Result<()> {
     assert_eq!(body, "one");
     assert_eq!(backend.requests().last().map(|r| r.path.clone()).as_deref(), Some("/hello"));
     // Envoy holds what pilotfish sent, at pilotfish's versions: the set's version in SotW, the resource's in Delta.
-    let routes = control_plane.cache.get(&proxy.class);
+    let routes = control_plane.state.cache.get(&proxy.class);
     let expected = if delta {
         routes.resources(ResourceType::Route).get(common::ROUTES).map(|r| r.version.clone())
     } else {

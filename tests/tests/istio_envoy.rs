@@ -239,7 +239,8 @@ spec:
     let _envoy = start_envoy_with(options, control_plane.addr).await?;
     control_plane.wait_synced("app").await?;
     let listen = SocketAddr::from(([127, 0, 0, 1], service_port));
-    let plain = eventually(SYNC_TIMEOUT, "the sidecar listener", || http_get(listen, "reviews.local", "/", &[])).await?;
+    let plain =
+        eventually(SYNC_TIMEOUT, "the sidecar listener", || http_get(listen, "reviews.local", "/", &[])).await?;
     assert_eq!(plain.body, "v1");
     assert_eq!(http_get(listen, "reviews.local", "/", &[("end-user", "jason")]).await?.body, "v2");
     Ok(())

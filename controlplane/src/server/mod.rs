@@ -18,7 +18,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ads::aggregated_discovery_service_server::{AggregatedDiscoveryService, AggregatedDiscoveryServiceServer};
 use api_protos::ResourceType;
@@ -33,8 +33,8 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 use translator::ProxyClass;
 
-use crate::cache::SnapshotCache;
-use crate::registry::ProxyRegistry;
+use crate::State;
+use crate::metrics::Metrics;
 use stream::{RequestOutcome, StreamState};
 use wire::Wire;
 
@@ -44,8 +44,7 @@ const RESPONSE_QUEUE: usize = 16;
 /// What the ADS streams share.
 #[derive(Clone, Debug)]
 pub struct AdsService {
-    cache: Arc<SnapshotCache>,
-    registry: Arc<ProxyRegistry>,
+    state: State,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -57,14 +56,15 @@ pub enum ServeError {
 }
 
 impl AdsService {
-    pub fn new(cache: Arc<SnapshotCache>, registry: Arc<ProxyRegistry>, shutdown: watch::Receiver<bool>) -> AdsService {
-        AdsService { cache, registry, shutdown }
+    pub fn new(state: State, shutdown: watch::Receiver<bool>) -> AdsService {
+        AdsService { state, shutdown }
     }
 
     fn start<W: Wire>(&self, request: Request<Streaming<W::Request>>) -> ReceiverStream<Result<W::Response, Status>> {
         let peer = request.remote_addr();
         let (responses, receiver) = mpsc::channel(RESPONSE_QUEUE);
-        let task = StreamTask::<W> { service: self.clone(), inbound: request.into_inner(), responses };
+        let task =
+            StreamTask::<W> { service: self.clone(), inbound: request.into_inner(), responses, changed_at: None };
         let span =
             info_span!("ads", protocol = W::NAME, peer = %peer.map_or_else(|| "?".to_owned(), |p| p.to_string()));
         tokio::spawn(task.run().instrument(span));
@@ -98,6 +98,8 @@ struct StreamTask<W: Wire> {
     service: AdsService,
     inbound: Streaming<W::Request>,
     responses: mpsc::Sender<Result<W::Response, Status>>,
+    /// When the latest snapshot reached this stream, until the proxy has ACKed all of it.
+    changed_at: Option<Instant>,
 }
 
 /// Why a stream ended.
@@ -123,9 +125,9 @@ impl<W: Wire> StreamTask<W> {
             return;
         };
         let class = ProxyClass::from_node(&node);
-        let mut snapshots = self.service.cache.watch(&class);
+        let mut snapshots = self.service.state.cache.watch(&class);
         let mut state = StreamState::new(W::PROTOCOL, Arc::clone(&snapshots.borrow_and_update()));
-        let registration = self.service.registry.register(node.id.clone(), class.clone(), W::PROTOCOL);
+        let registration = self.service.state.registry.register(node.id.clone(), class.clone(), W::PROTOCOL);
         let span = info_span!("proxy", node = %node.id, class = %class, stream = registration.stream());
         async move {
             info!("proxy connected");
@@ -136,7 +138,8 @@ impl<W: Wire> StreamTask<W> {
                     if !self.handle(&mut state, request).await {
                         break End::ProxyClosed;
                     }
-                    registration.update(state.snapshot().version(), state.sync());
+                    registration.update(state.snapshot().version(), state.sync(), acked_sets(&state));
+                    self.observe_convergence(&state);
                 }
                 tokio::select! {
                     changed = snapshots.changed() => {
@@ -145,11 +148,13 @@ impl<W: Wire> StreamTask<W> {
                         }
                         let snapshot = Arc::clone(&snapshots.borrow_and_update());
                         debug!(snapshot = %snapshot, "new snapshot for the class");
+                        self.changed_at = Some(Instant::now());
                         let responses = state.on_snapshot(snapshot);
                         if !self.send(responses).await {
                             break End::ProxyClosed;
                         }
-                        registration.update(state.snapshot().version(), state.sync());
+                        registration.update(state.snapshot().version(), state.sync(), acked_sets(&state));
+                    self.observe_convergence(&state);
                     }
                     message = self.inbound.message() => match message {
                         Ok(Some(request)) => next = Some(request),
@@ -185,6 +190,7 @@ impl<W: Wire> StreamTask<W> {
             RequestOutcome::Subscribed => debug!(type = %kind, names, "← request"),
             RequestOutcome::Ack { version } => debug!(type = %kind, %version, %nonce, "← ACK"),
             RequestOutcome::Nack { version, message } => {
+                self.metrics().nacks.get_or_create(&Metrics::for_type(kind)).inc();
                 warn!(type = %kind, rejected_version = %version, %nonce, error = %message, "← NACK: the proxy rejected the config and keeps its last accepted one");
             }
             RequestOutcome::Stale => debug!(type = %kind, %nonce, "← stale request ignored"),
@@ -192,8 +198,25 @@ impl<W: Wire> StreamTask<W> {
         self.send(responses).await
     }
 
+    fn metrics(&self) -> &Metrics {
+        &self.service.state.metrics
+    }
+
+    /// Records change → ACK once every type the proxy asked for is synced after a snapshot change.
+    fn observe_convergence(&mut self, state: &StreamState) {
+        let Some(changed_at) = self.changed_at else { return };
+        if state.sync().iter().filter(|s| s.requested).all(|s| s.status() == "SYNCED") {
+            self.metrics().convergence.observe(changed_at.elapsed().as_secs_f64());
+            self.changed_at = None;
+        }
+    }
+
     async fn send(&mut self, responses: Vec<stream::Response>) -> bool {
         for response in responses {
+            let labels = Metrics::for_type(response.kind);
+            self.metrics().pushes.get_or_create(&labels).inc();
+            let bytes: usize = response.resources.iter().map(|r| r.body.value.len()).sum();
+            self.metrics().push_bytes.get_or_create(&labels).inc_by(bytes as u64);
             debug!(
                 type = %response.kind,
                 version = %response.version,
@@ -210,6 +233,10 @@ impl<W: Wire> StreamTask<W> {
     }
 }
 
+fn acked_sets(state: &StreamState) -> Vec<Arc<crate::snapshot::ResourceSet>> {
+    ResourceType::ALL.iter().map(|kind| Arc::clone(state.acked(*kind))).collect()
+}
+
 /// Completes once shutdown is signalled (or the signal's sender is gone).
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await.is_ok();
@@ -218,12 +245,11 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 /// Serves ADS on `listener` until `shutdown` completes; open streams are closed then.
 pub async fn serve(
     listener: TcpListener,
-    cache: Arc<SnapshotCache>,
-    registry: Arc<ProxyRegistry>,
+    state: State,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (stop, stopped) = watch::channel(false);
-    let service = AdsService::new(cache, registry, stopped);
+    let service = AdsService::new(state, stopped);
     let local: Option<SocketAddr> = listener.local_addr().ok();
     info!(address = ?local, "serving xDS (ADS, SotW and Delta)");
     tonic::transport::Server::builder()

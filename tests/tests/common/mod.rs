@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use api_protos::pb::envoy::config::route::v3::Route;
+use controlplane::State;
 use controlplane::bootstrap::{BootstrapOptions, render_yaml};
 use controlplane::builders::{eds_cluster, http_listener, load_assignment, route_config};
-use controlplane::cache::SnapshotCache;
-use controlplane::registry::{ProxyRegistry, ProxyStatus};
+use controlplane::registry::ProxyStatus;
 use controlplane::snapshot::{Snapshot, SnapshotBuilder};
 use e2e::{Envoy, eventually};
 use tokio::net::TcpListener;
@@ -26,8 +26,7 @@ pub const ROUTES: &str = "routes";
 /// pilotfish's ADS server, serving on loopback until stopped or dropped.
 pub struct ControlPlane {
     pub addr: SocketAddr,
-    pub cache: Arc<SnapshotCache>,
-    pub registry: Arc<ProxyRegistry>,
+    pub state: State,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -41,26 +40,25 @@ impl ControlPlane {
     pub async fn start_on(addr: SocketAddr, snapshot: Snapshot) -> Result<ControlPlane> {
         let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
         let addr = listener.local_addr()?;
-        let cache = Arc::new(SnapshotCache::new());
-        cache.set_default(snapshot)?;
-        let registry = Arc::new(ProxyRegistry::new());
+        let state = State::default();
+        state.cache.set_default(snapshot)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn({
-            let (cache, registry) = (Arc::clone(&cache), Arc::clone(&registry));
+            let state = state.clone();
             async move {
                 let shutdown = async {
                     let _ = stopped.await;
                 };
-                if let Err(err) = controlplane::server::serve(listener, cache, registry, shutdown).await {
+                if let Err(err) = controlplane::server::serve(listener, state, shutdown).await {
                     eprintln!("control plane failed: {err}");
                 }
             }
         });
-        Ok(ControlPlane { addr, cache, registry, stop: Some(stop), task: Some(task) })
+        Ok(ControlPlane { addr, state, stop: Some(stop), task: Some(task) })
     }
 
     pub fn publish(&self, snapshot: Snapshot) -> Result<()> {
-        self.cache.set_default(snapshot)?;
+        self.state.cache.set_default(snapshot)?;
         Ok(())
     }
 
@@ -76,14 +74,14 @@ impl ControlPlane {
     }
 
     pub fn proxy(&self, node_id: &str) -> Option<ProxyStatus> {
-        self.registry.list().into_iter().find(|p| p.node_id == node_id)
+        self.state.registry.list().into_iter().find(|p| p.node_id == node_id)
     }
 
     /// Waits until `node_id` is connected and has ACKed the current config of every type it asked for.
     pub async fn wait_synced(&self, node_id: &str) -> Result<ProxyStatus> {
         eventually(SYNC_TIMEOUT, &format!("{node_id} synced"), || async {
             let Some(proxy) = self.proxy(node_id) else { bail!("{node_id} is not connected") };
-            let current = self.cache.get(&proxy.class).version();
+            let current = self.state.cache.get(&proxy.class).version();
             if proxy.snapshot_version != current {
                 bail!("the stream has not seen the latest snapshot {current} yet");
             }
@@ -132,7 +130,9 @@ pub fn publish_istio(control_plane: &ControlPlane, yaml: &str) -> Result<()> {
         .map(ToString::to_string)
         .collect();
     ensure!(errors.is_empty(), "test input has errors: {errors:?}");
-    let rebuild = control_plane.cache.set_builder(controlplane::pipeline::builder(translator, Arc::new(Vec::new())));
+    let builder =
+        controlplane::pipeline::builder(translator, Arc::new(Vec::new()), Arc::clone(&control_plane.state.metrics));
+    let rebuild = control_plane.state.cache.set_builder(builder);
     ensure!(rebuild.failed.is_empty(), "translation refused: {:?}", rebuild.failed);
     Ok(())
 }
