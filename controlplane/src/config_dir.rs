@@ -76,8 +76,11 @@ impl Loaded {
     }
 }
 
-/// The config files below `dir`, sorted.
+/// The config files below `dir`, sorted (or `dir` itself when it is a file).
 pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>, std::io::Error> {
+    if dir.is_file() {
+        return Ok(vec![dir.to_owned()]);
+    }
     let mut files = Vec::new();
     collect_files(dir, &mut files)?;
     files.sort();

@@ -1,7 +1,13 @@
 //! The `pilotfish` command line: one module per verb; this one parses and dispatches.
 
+mod analyze;
 mod bootstrap;
+mod http;
+mod offline;
 mod serve;
+mod status;
+mod translate;
+mod wait;
 
 use std::process::ExitCode;
 
@@ -28,6 +34,18 @@ enum LogFormat {
 enum Command {
     Serve(serve::Args),
     Bootstrap(bootstrap::Args),
+    Translate(translate::Args),
+    Analyze(analyze::Args),
+    Status(status::Args),
+    Wait(wait::Args),
+}
+
+/// Output formats of the verbs that print data.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Output {
+    Text,
+    Yaml,
+    Json,
 }
 
 /// Runs the command line; errors are printed as one line and give a non-zero exit.
@@ -35,11 +53,15 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
-        Command::Bootstrap(args) => bootstrap::run(args),
+        Command::Serve(args) => serve::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Bootstrap(args) => bootstrap::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Translate(args) => translate::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Analyze(args) => analyze::run(args),
+        Command::Status(args) => status::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Wait(args) => wait::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("pilotfish: {err:#}");
             ExitCode::FAILURE

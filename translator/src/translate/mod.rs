@@ -32,6 +32,7 @@ use crate::diagnostics::{Diagnostic, sorted};
 use crate::input::World;
 use crate::model::Model;
 use crate::proxy::{ProxyClass, Role};
+use crate::validate::validate;
 
 /// The Envoy resources of one proxy class, each kind sorted by name.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -65,9 +66,9 @@ pub struct Translator {
 
 impl Translator {
     pub fn new(world: &World) -> Translator {
-        // Validation is wired in with its module (TEMPORARY until then).
-        let model = Model::new(world, &Default::default());
-        let mut diagnostics: Vec<Diagnostic> = Vec::new();
+        let validation = validate(world);
+        let model = Model::new(world, &validation.invalid);
+        let mut diagnostics = validation.diagnostics;
         diagnostics.extend(model.diagnostics.iter().cloned());
         diagnostics.extend(analyze::analyze(&model));
         Translator { model, diagnostics: sorted(diagnostics) }

@@ -1,0 +1,77 @@
+//! `pilotfish status`: one row per connected proxy, like `istioctl proxy-status`.
+
+use std::net::SocketAddr;
+
+use serde_json::Value;
+
+use super::http::get_json;
+
+/// Show every connected proxy and, per type, whether it runs the latest config.
+///
+/// CDS/EDS/LDS/RDS columns: SYNCED (ACKed the latest), STALE (behind, or a response in flight), NOT SENT, NACKED
+/// (rejected the latest; Envoy's message follows the table).
+///
+/// Example:
+///   pilotfish status
+///   pilotfish status --admin-address 127.0.0.1:15014 -o json
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// The admin address of a running `pilotfish serve`.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15014")]
+    admin_address: SocketAddr,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = super::Output::Text)]
+    output: super::Output,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let syncz = runtime.block_on(get_json(args.admin_address, "/debug/syncz"))?;
+    match args.output {
+        super::Output::Json => println!("{}", serde_json::to_string_pretty(&syncz)?),
+        super::Output::Yaml => print!("{}", serde_yaml::to_string(&syncz)?),
+        super::Output::Text => print!("{}", table(&syncz)),
+    }
+    Ok(())
+}
+
+/// The status table, with NACK messages below it.
+pub fn table(syncz: &Value) -> String {
+    let proxies = syncz["proxies"].as_array().cloned().unwrap_or_default();
+    if proxies.is_empty() {
+        return "no proxies connected\n".to_owned();
+    }
+    let mut rows = vec![["NAME", "CLASS", "PROTOCOL", "CDS", "EDS", "LDS", "RDS"].map(str::to_owned).to_vec()];
+    let mut nacks = Vec::new();
+    for proxy in &proxies {
+        let node = proxy["node_id"].as_str().unwrap_or_default().to_owned();
+        let mut row = vec![node.clone(), text(&proxy["class"]), text(&proxy["protocol"])];
+        for kind in ["CDS", "EDS", "LDS", "RDS"] {
+            let entry = proxy["types"].as_array().and_then(|types| types.iter().find(|t| t["type"] == kind));
+            let status = entry.map(|t| text(&t["status"])).unwrap_or_else(|| "NOT SENT".to_owned());
+            let requested = entry.is_some_and(|t| t["requested"].as_bool().unwrap_or(false));
+            row.push(if requested { status } else { "-".to_owned() });
+            if let Some(nack) = entry.map(|t| &t["nack"]).filter(|n| !n.is_null()) {
+                nacks.push(format!("{node} {kind} NACKED: {}", text(&nack["message"])));
+            }
+        }
+        rows.push(row);
+    }
+    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    for nack in nacks {
+        out.push_str(&nack);
+        out.push('\n');
+    }
+    out
+}
+
+fn text(value: &Value) -> String {
+    value.as_str().map_or_else(|| value.to_string(), str::to_owned)
+}

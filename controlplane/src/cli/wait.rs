@@ -1,0 +1,130 @@
+//! `pilotfish wait`: block until proxies run the latest configuration, for scripts and test suites.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use serde_json::Value;
+
+use super::http::get_json;
+
+const POLL: Duration = Duration::from_millis(50);
+
+/// Wait until proxies have ACKed the latest configuration (instead of `sleep` in test scripts).
+///
+/// Exits 0 once they have; non-zero with Envoy's message if the latest configuration was rejected (NACK), or when
+/// the timeout passes.
+///
+/// Example:
+///   pilotfish wait --all --timeout 10s && curl -s 127.0.0.1:8080/
+///   pilotfish wait --proxy ingress-1
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Wait for this proxy (node id); it must connect within the timeout.
+    #[arg(long, value_name = "ID", conflicts_with = "all")]
+    proxy: Option<String>,
+    /// Wait for every connected proxy (at least one must be connected). The default.
+    #[arg(long)]
+    all: bool,
+    /// Give up after this long (e.g. 500ms, 10s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
+    timeout: Duration,
+    /// The admin address of a running `pilotfish serve`.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15014")]
+    admin_address: SocketAddr,
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    translator::duration::parse_duration(text)
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(wait(args))
+}
+
+/// What the proxies' state says about waiting.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Synced,
+    Waiting(String),
+    Rejected(String),
+}
+
+async fn wait(args: Args) -> anyhow::Result<()> {
+    let deadline = Instant::now() + args.timeout;
+    loop {
+        let last = match get_json(args.admin_address, "/debug/syncz").await {
+            Ok(syncz) => match verdict(&syncz, args.proxy.as_deref()) {
+                Verdict::Synced => return Ok(()),
+                Verdict::Rejected(message) => bail!("{message}"),
+                Verdict::Waiting(why) => why,
+            },
+            Err(err) => format!("{err:#}"),
+        };
+        if Instant::now() >= deadline {
+            bail!("timed out after {:?}: {last}", args.timeout);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Decides from `/debug/syncz` whether the proxies (one, or all) are synced.
+pub fn verdict(syncz: &Value, proxy: Option<&str>) -> Verdict {
+    let proxies = syncz["proxies"].as_array().cloned().unwrap_or_default();
+    let targets: Vec<&Value> = match proxy {
+        Some(id) => proxies.iter().filter(|p| p["node_id"] == id).collect(),
+        None => proxies.iter().collect(),
+    };
+    if targets.is_empty() {
+        return Verdict::Waiting(match proxy {
+            Some(id) => format!("proxy {id} is not connected"),
+            None => "no proxy is connected".to_owned(),
+        });
+    }
+    for target in &targets {
+        let node = target["node_id"].as_str().unwrap_or_default();
+        for kind in target["types"].as_array().into_iter().flatten() {
+            if let Some(message) = kind["nack"]["message"].as_str() {
+                return Verdict::Rejected(format!(
+                    "proxy {node} rejected the latest {} config: {message}",
+                    kind["type"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
+    match targets.iter().find(|t| !t["synced"].as_bool().unwrap_or(false)) {
+        Some(behind) => {
+            Verdict::Waiting(format!("proxy {} is not synced yet", behind["node_id"].as_str().unwrap_or_default()))
+        }
+        None => Verdict::Synced,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn proxy(id: &str, synced: bool, nack: Option<&str>) -> Value {
+        json!({
+            "node_id": id,
+            "synced": synced,
+            "types": [{"type": "RDS", "nack": nack.map(|m| json!({"message": m}))}],
+        })
+    }
+
+    #[test]
+    fn waits_for_connection_then_sync_and_reports_rejections() {
+        assert!(matches!(verdict(&json!({"proxies": []}), None), Verdict::Waiting(_)));
+        let one = json!({"proxies": [proxy("a", false, None), proxy("b", true, None)]});
+        assert_eq!(verdict(&one, Some("b")), Verdict::Synced);
+        assert!(matches!(verdict(&one, None), Verdict::Waiting(w) if w.contains("proxy a")));
+        assert!(matches!(verdict(&one, Some("c")), Verdict::Waiting(w) if w.contains("not connected")));
+        let rejected = json!({"proxies": [proxy("a", false, Some("missing ): (x"))]});
+        assert!(
+            matches!(verdict(&rejected, None), Verdict::Rejected(m) if m.contains("missing ): (x") && m.contains("RDS"))
+        );
+    }
+}
