@@ -13,6 +13,7 @@ pub mod builders;
 pub mod cache;
 pub mod cli;
 pub mod config_dir;
+pub mod explain;
 pub mod metrics;
 pub mod pipeline;
 pub mod registry;

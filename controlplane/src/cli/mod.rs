@@ -2,6 +2,7 @@
 
 mod analyze;
 mod bootstrap;
+mod explain;
 mod http;
 mod offline;
 mod serve;
@@ -36,6 +37,7 @@ enum Command {
     Bootstrap(bootstrap::Args),
     Translate(translate::Args),
     Analyze(analyze::Args),
+    Explain(explain::Args),
     Status(status::Args),
     Wait(wait::Args),
 }
@@ -57,6 +59,7 @@ pub fn main() -> ExitCode {
         Command::Bootstrap(args) => bootstrap::run(args).map(|()| ExitCode::SUCCESS),
         Command::Translate(args) => translate::run(args).map(|()| ExitCode::SUCCESS),
         Command::Analyze(args) => analyze::run(args),
+        Command::Explain(args) => explain::run(args).map(|()| ExitCode::SUCCESS),
         Command::Status(args) => status::run(args).map(|()| ExitCode::SUCCESS),
         Command::Wait(args) => wait::run(args).map(|()| ExitCode::SUCCESS),
     };

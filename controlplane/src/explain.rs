@@ -1,0 +1,524 @@
+//! Walks one HTTP request through the resources a proxy class is served, the way Envoy would, and says at each
+//! step what was chosen, why, and which Istio object it came from:
+//!
+//! ```text
+//!   request ─► listener (by port) ─► filter chain ─► HTTP connection manager ─► route table (RDS)
+//!           ─► virtual host (by Host) ─► route (first match, in order) ─► action
+//!           ─► cluster(s) (weights) ─► endpoints
+//! ```
+//!
+//! It reads only the snapshot (what Envoy would get), so what it says is what Envoy does with that config.
+
+use std::fmt::Write as _;
+
+use api_protos::pb::envoy::config::cluster::v3::Cluster;
+use api_protos::pb::envoy::config::core::v3::{Metadata, address, data_source, socket_address};
+use api_protos::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, lb_endpoint};
+use api_protos::pb::envoy::config::listener::v3::{Listener, filter};
+use api_protos::pb::envoy::config::route::v3::{
+    HeaderMatcher, QueryParameterMatcher, Route, RouteConfiguration, VirtualHost, header_matcher,
+    query_parameter_matcher, route, route_action, route_match,
+};
+use api_protos::pb::envoy::extensions::filters::http::fault::v3::{HttpFault, fault_abort};
+use api_protos::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
+    HttpConnectionManager, http_connection_manager,
+};
+use api_protos::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
+use api_protos::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
+use api_protos::pb::google::protobuf::value::Kind as ValueKind;
+use api_protos::{ResourceType, any};
+
+use crate::snapshot::Snapshot;
+
+/// The request to explain.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: String,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// Parses `GET http://host[:port]/path?query` (the method may be left out: GET).
+    pub fn parse(line: &str, headers: &[String]) -> Result<Request, String> {
+        let mut words = line.split_whitespace();
+        let (method, url) = match (words.next(), words.next()) {
+            (Some(method), Some(url)) => (method.to_ascii_uppercase(), url),
+            (Some(url), None) => ("GET".to_owned(), url),
+            _ => return Err("expected a request like 'GET http://bookinfo.local/productpage'".to_owned()),
+        };
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| format!("{url:?}: expected http://host/path"))?;
+        let default_port = match scheme {
+            "http" => 80,
+            "https" => 443,
+            other => return Err(format!("unsupported scheme {other:?}: expected http")),
+        };
+        let (authority, path_and_query) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((host, port)) => (host, port.parse().map_err(|_| format!("bad port in {authority:?}"))?),
+            None => (authority, default_port),
+        };
+        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let query = query
+            .split('&')
+            .filter(|q| !q.is_empty())
+            .map(|q| q.split_once('=').map_or((q.to_owned(), String::new()), |(k, v)| (k.to_owned(), v.to_owned())))
+            .collect();
+        let mut parsed_headers = Vec::new();
+        for header in headers {
+            let (name, value) =
+                header.split_once(':').ok_or_else(|| format!("header {header:?}: expected 'name: value'"))?;
+            parsed_headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+        Ok(Request { method, host: host.to_owned(), port, path: path.to_owned(), query, headers: parsed_headers })
+    }
+
+    /// The value Envoy sees for a header, pseudo-headers included.
+    fn header(&self, name: &str) -> Option<String> {
+        match name {
+            ":method" => Some(self.method.clone()),
+            ":authority" | "host" => {
+                Some(if self.port == 80 { self.host.clone() } else { format!("{}:{}", self.host, self.port) })
+            }
+            ":path" => Some(self.path.clone()),
+            ":scheme" => Some("http".to_owned()),
+            _ => self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()),
+        }
+    }
+}
+
+/// Where the request ends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Forwarded to one of these clusters (with weights).
+    Clusters(Vec<(String, u32)>),
+    /// Answered by Envoy itself with this status.
+    Status(u32),
+    /// Nothing listens on the port.
+    NoListener,
+}
+
+/// The walk: each step as a line, and where the request ends.
+#[derive(Clone, Debug)]
+pub struct Explanation {
+    pub steps: Vec<String>,
+    pub outcome: Outcome,
+}
+
+impl Explanation {
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for step in &self.steps {
+            let _ = writeln!(out, "{step}");
+        }
+        out
+    }
+}
+
+/// Walks `request` through `snapshot`. `port_map` translates a Service port to the listener's port (a gateway's
+/// Service maps 80 → 8080), when the caller knows one.
+pub fn explain(snapshot: &Snapshot, request: &Request, port_map: &[(u16, u16, String)]) -> Explanation {
+    let mut steps = Vec::new();
+    let mut port = request.port;
+    let listeners = decoded::<Listener>(snapshot, ResourceType::Listener);
+    let on_port =
+        |port: u16| listeners.iter().filter(move |l| listener_port(l) == Some(u32::from(port))).collect::<Vec<_>>();
+    let mut candidates = on_port(port);
+    if candidates.is_empty()
+        && let Some((from, to, service)) = port_map.iter().find(|(from, _, _)| *from == request.port)
+    {
+        steps.push(format!("port {from} is port {to} of the proxy's workload (Service {service} maps it)"));
+        port = *to;
+        candidates = on_port(port);
+    }
+    let Some(listener) = candidates.first() else {
+        let ports: Vec<String> = listeners.iter().filter_map(listener_port).map(|p| p.to_string()).collect();
+        steps.push(format!(
+            "✗ no listener on port {port}: the connection is refused (listeners on: {})",
+            if ports.is_empty() { "none".to_owned() } else { ports.join(", ") }
+        ));
+        return Explanation { steps, outcome: Outcome::NoListener };
+    };
+    steps.push(format!("listener {:?} on port {port}", listener.name));
+    let Some((chain_index, manager)) = http_manager(listener) else {
+        steps.push("✗ the listener has no HTTP connection manager: not an HTTP listener".to_owned());
+        return Explanation { steps, outcome: Outcome::NoListener };
+    };
+    steps
+        .push(format!("  filter chain {chain_index}: HTTP connection manager (stat prefix {:?})", manager.stat_prefix));
+    let routes = match &manager.route_specifier {
+        Some(http_connection_manager::RouteSpecifier::Rds(rds)) => {
+            steps.push(format!("  routes from RDS {:?}", rds.route_config_name));
+            decoded::<RouteConfiguration>(snapshot, ResourceType::Route)
+                .into_iter()
+                .find(|r| r.name == rds.route_config_name)
+        }
+        Some(http_connection_manager::RouteSpecifier::RouteConfig(inline)) => {
+            steps.push("  routes inline in the listener".to_owned());
+            Some(inline.clone())
+        }
+        _ => None,
+    };
+    let Some(routes) = routes else {
+        steps.push("✗ the route table does not exist: Envoy keeps the listener warming and does not serve".to_owned());
+        return Explanation { steps, outcome: Outcome::NoListener };
+    };
+    let host = if routes.ignore_port_in_host_matching {
+        request.host.clone()
+    } else {
+        request.header(":authority").unwrap_or_default()
+    };
+    let Some(virtual_host) = select_virtual_host(&routes.virtual_hosts, &host) else {
+        steps.push(format!("✗ no virtual host matches host {host:?}: Envoy answers 404"));
+        return Explanation { steps, outcome: Outcome::Status(404) };
+    };
+    steps.push(format!(
+        "virtual host {:?} (domains {:?}) matches host {host:?}",
+        virtual_host.name, virtual_host.domains
+    ));
+    if virtual_host.routes.is_empty() {
+        steps.push("✗ the virtual host has no routes: Envoy answers 404".to_owned());
+        return Explanation { steps, outcome: Outcome::Status(404) };
+    }
+    let mut chosen = None;
+    for (index, route) in virtual_host.routes.iter().enumerate() {
+        let label = route_label(index, route);
+        match route_mismatch(route, request) {
+            Some(reason) => steps.push(format!("  {label}: skipped, {reason}")),
+            None => {
+                steps.push(format!("  {label}: matches{}", origin(route.metadata.as_ref())));
+                chosen = Some(route);
+                break;
+            }
+        }
+    }
+    let Some(route) = chosen else {
+        steps.push("✗ no route matches: Envoy answers 404".to_owned());
+        return Explanation { steps, outcome: Outcome::Status(404) };
+    };
+    if let Some(fault) =
+        route.typed_per_filter_config.get("envoy.filters.http.fault").and_then(|a| any::unpack::<HttpFault>(a).ok())
+    {
+        if let Some(delay) = &fault.delay {
+            steps.push(format!("  fault: delay {} of requests", percent(delay.percentage.as_ref())));
+        }
+        if let Some(abort) = &fault.abort {
+            let status = match abort.error_type {
+                Some(fault_abort::ErrorType::HttpStatus(status)) => status.to_string(),
+                _ => "?".to_owned(),
+            };
+            steps.push(format!(
+                "  fault: abort {} of requests with status {status}",
+                percent(abort.percentage.as_ref())
+            ));
+            if abort.percentage.as_ref().is_some_and(|p| p.numerator > 0 && is_whole(p)) {
+                return Explanation { steps, outcome: Outcome::Status(status.parse().unwrap_or(500)) };
+            }
+        }
+    }
+    let action = match &route.action {
+        Some(route::Action::Redirect(redirect)) => {
+            let code = [301, 302, 303, 307, 308]
+                .get(usize::try_from(redirect.response_code).unwrap_or(0))
+                .copied()
+                .unwrap_or(301);
+            steps.push(format!(
+                "→ redirect {code} (host {:?}, path {:?})",
+                redirect.host_redirect, redirect.path_rewrite_specifier
+            ));
+            return Explanation { steps, outcome: Outcome::Status(code) };
+        }
+        Some(route::Action::DirectResponse(response)) => {
+            let body = response.body.as_ref().and_then(|b| match &b.specifier {
+                Some(data_source::Specifier::InlineString(s)) => Some(s.clone()),
+                _ => None,
+            });
+            steps.push(format!(
+                "→ direct response {} {}",
+                response.status,
+                body.map(|b| format!("{b:?}")).unwrap_or_default()
+            ));
+            return Explanation { steps, outcome: Outcome::Status(response.status) };
+        }
+        Some(route::Action::Route(action)) => action,
+        _ => {
+            steps.push("✗ the route has no action".to_owned());
+            return Explanation { steps, outcome: Outcome::Status(404) };
+        }
+    };
+    let clusters: Vec<(String, u32)> = match &action.cluster_specifier {
+        Some(route_action::ClusterSpecifier::Cluster(name)) => vec![(name.clone(), 100)],
+        Some(route_action::ClusterSpecifier::WeightedClusters(weighted)) => {
+            weighted.clusters.iter().map(|c| (c.name.clone(), c.weight.as_ref().map_or(0, |w| w.value))).collect()
+        }
+        _ => Vec::new(),
+    };
+    if let Some(timeout) = &action.timeout {
+        let text = if timeout.seconds == 0 && timeout.nanos == 0 {
+            "none".to_owned()
+        } else {
+            format!("{}.{:03}s", timeout.seconds, timeout.nanos / 1_000_000)
+        };
+        steps.push(format!("  timeout: {text}"));
+    }
+    if let Some(retry) = &action.retry_policy {
+        steps.push(format!("  retries: {} on {}", retry.num_retries.as_ref().map_or(1, |n| n.value), retry.retry_on));
+    }
+    let total: u32 = clusters.iter().map(|(_, w)| *w).sum();
+    let cluster_set = decoded::<Cluster>(snapshot, ResourceType::Cluster);
+    let assignments = decoded::<ClusterLoadAssignment>(snapshot, ResourceType::Endpoint);
+    for (name, weight) in &clusters {
+        let share = if total == 0 { 0.0 } else { f64::from(*weight) * 100.0 / f64::from(total) };
+        let Some(cluster) = cluster_set.iter().find(|c| &c.name == name) else {
+            steps.push(format!("→ cluster {name:?} ({share:.0}%): does not exist, Envoy answers 503"));
+            continue;
+        };
+        steps.push(format!("→ cluster {name:?} ({share:.0}%)"));
+        let endpoints = cluster.load_assignment.clone().or_else(|| {
+            let service_name = cluster
+                .eds_cluster_config
+                .as_ref()
+                .map(|e| e.service_name.as_str())
+                .filter(|n| !n.is_empty())
+                .unwrap_or(name);
+            assignments.iter().find(|a| a.cluster_name == service_name).cloned()
+        });
+        let addresses: Vec<String> = endpoints
+            .iter()
+            .flat_map(|a| a.endpoints.iter())
+            .flat_map(|l| l.lb_endpoints.iter())
+            .filter_map(|e| match &e.host_identifier {
+                Some(lb_endpoint::HostIdentifier::Endpoint(endpoint)) => {
+                    endpoint.address.as_ref().and_then(address_text)
+                }
+                _ => None,
+            })
+            .collect();
+        if addresses.is_empty() {
+            steps.push("    no endpoints: Envoy answers 503 (no healthy upstream)".to_owned());
+        } else {
+            steps.push(format!("    endpoints: {}", addresses.join(", ")));
+        }
+    }
+    let outcome = if clusters.is_empty() { Outcome::Status(503) } else { Outcome::Clusters(clusters) };
+    Explanation { steps, outcome }
+}
+
+fn decoded<M: prost::Message + prost::Name + Default>(snapshot: &Snapshot, kind: ResourceType) -> Vec<M> {
+    snapshot.resources(kind).iter().filter_map(|(_, r)| any::unpack::<M>(&r.body).ok()).collect()
+}
+
+fn listener_port(listener: &Listener) -> Option<u32> {
+    match listener.address.as_ref()?.address.as_ref()? {
+        address::Address::SocketAddress(socket) => match socket.port_specifier {
+            Some(socket_address::PortSpecifier::PortValue(port)) => Some(port),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn address_text(address: &api_protos::pb::envoy::config::core::v3::Address) -> Option<String> {
+    match address.address.as_ref()? {
+        address::Address::SocketAddress(socket) => match socket.port_specifier {
+            Some(socket_address::PortSpecifier::PortValue(port)) => Some(format!("{}:{port}", socket.address)),
+            _ => Some(socket.address.clone()),
+        },
+        _ => None,
+    }
+}
+
+fn http_manager(listener: &Listener) -> Option<(usize, HttpConnectionManager)> {
+    listener.filter_chains.iter().enumerate().find_map(|(index, chain)| {
+        chain.filters.iter().find_map(|f| match &f.config_type {
+            Some(filter::ConfigType::TypedConfig(config)) => {
+                any::unpack::<HttpConnectionManager>(config).ok().map(|m| (index, m))
+            }
+            _ => None,
+        })
+    })
+}
+
+/// Envoy's virtual host selection: exact domain, then the longest suffix wildcard (`*.example.com`), then the
+/// longest prefix wildcard (`example.*`), then `*`.
+fn select_virtual_host<'a>(hosts: &'a [VirtualHost], host: &str) -> Option<&'a VirtualHost> {
+    let host = host.to_ascii_lowercase();
+    let domains = || hosts.iter().flat_map(|v| v.domains.iter().map(move |d| (v, d.to_ascii_lowercase())));
+    if let Some((v, _)) = domains().find(|(_, d)| *d == host) {
+        return Some(v);
+    }
+    let suffix = domains()
+        .filter(|(_, d)| d.len() > 1 && d.starts_with('*') && host.ends_with(&d[1..]) && host.len() > d.len() - 1)
+        .max_by_key(|(_, d)| d.len());
+    if let Some((v, _)) = suffix {
+        return Some(v);
+    }
+    let prefix = domains()
+        .filter(|(_, d)| {
+            d.len() > 1 && d.ends_with('*') && host.starts_with(&d[..d.len() - 1]) && host.len() > d.len() - 1
+        })
+        .max_by_key(|(_, d)| d.len());
+    if let Some((v, _)) = prefix {
+        return Some(v);
+    }
+    domains().find(|(_, d)| d == "*").map(|(v, _)| v)
+}
+
+fn route_label(index: usize, route: &Route) -> String {
+    if route.name.is_empty() { format!("route {index}") } else { format!("route {index} {:?}", route.name) }
+}
+
+/// The Istio object behind a resource, from istiod-style metadata.
+fn origin(metadata: Option<&Metadata>) -> String {
+    let config = metadata.and_then(|m| m.filter_metadata.get("istio")).and_then(|s| s.fields.get("config")).and_then(
+        |v| match &v.kind {
+            Some(ValueKind::StringValue(s)) => Some(s.clone()),
+            _ => None,
+        },
+    );
+    let Some(config) = config else { return String::new() };
+    // /apis/networking.istio.io/v1/namespaces/NS/virtual-service/NAME
+    let parts: Vec<&str> = config.split('/').collect();
+    match parts.as_slice() {
+        [.., "namespaces", namespace, "virtual-service", name] => format!(" (from VirtualService {namespace}/{name})"),
+        _ => format!(" (from {config})"),
+    }
+}
+
+/// Why `route` does not match `request`, or None if it does.
+fn route_mismatch(route: &Route, request: &Request) -> Option<String> {
+    let Some(route_match) = &route.r#match else { return Some("it has no match".to_owned()) };
+    let case_sensitive = route_match.case_sensitive.as_ref().is_none_or(|b| b.value);
+    let (path, fold) =
+        if case_sensitive { (request.path.clone(), false) } else { (request.path.to_ascii_lowercase(), true) };
+    let norm = |s: &str| if fold { s.to_ascii_lowercase() } else { s.to_owned() };
+    match &route_match.path_specifier {
+        Some(route_match::PathSpecifier::Prefix(prefix)) if !path.starts_with(&norm(prefix)) => {
+            return Some(format!("path {:?} does not start with {prefix:?}", request.path));
+        }
+        Some(route_match::PathSpecifier::Path(exact)) if path != norm(exact) => {
+            return Some(format!("path {:?} is not {exact:?}", request.path));
+        }
+        Some(route_match::PathSpecifier::SafeRegex(regex)) if !full_match(&regex.regex, &request.path) => {
+            return Some(format!("path {:?} does not match regex {:?}", request.path, regex.regex));
+        }
+        Some(route_match::PathSpecifier::PathSeparatedPrefix(prefix))
+            if !(path == norm(prefix) || path.starts_with(&format!("{}/", norm(prefix)))) =>
+        {
+            return Some(format!("path {:?} is not under {prefix:?}", request.path));
+        }
+        _ => {}
+    }
+    for header in &route_match.headers {
+        if let Some(reason) = header_mismatch(header, request) {
+            return Some(reason);
+        }
+    }
+    for parameter in &route_match.query_parameters {
+        if let Some(reason) = query_mismatch(parameter, request) {
+            return Some(reason);
+        }
+    }
+    None
+}
+
+// Raw Envoy resources may still use the deprecated exact/prefix header matchers; Envoy honours them, so do we.
+#[allow(deprecated)]
+fn header_mismatch(matcher: &HeaderMatcher, request: &Request) -> Option<String> {
+    let value = request.header(&matcher.name);
+    let matched = match (&matcher.header_match_specifier, &value) {
+        (Some(header_matcher::HeaderMatchSpecifier::PresentMatch(present)), value) => value.is_some() == *present,
+        (Some(header_matcher::HeaderMatchSpecifier::StringMatch(m)), Some(value)) => string_match(m, value),
+        (Some(header_matcher::HeaderMatchSpecifier::ExactMatch(e)), Some(value)) => e == value,
+        (Some(header_matcher::HeaderMatchSpecifier::PrefixMatch(p)), Some(value)) => value.starts_with(p.as_str()),
+        (_, None) => false,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    if matched != matcher.invert_match {
+        return None;
+    }
+    let wanted = describe_header(matcher);
+    let got = value.map_or_else(|| "none".to_owned(), |v| format!("{v:?}"));
+    Some(format!(
+        "header {:?} must {}{wanted}, got {got}",
+        matcher.name,
+        if matcher.invert_match { "not " } else { "" }
+    ))
+}
+
+fn describe_header(matcher: &HeaderMatcher) -> String {
+    match &matcher.header_match_specifier {
+        Some(header_matcher::HeaderMatchSpecifier::PresentMatch(_)) => "be present".to_owned(),
+        Some(header_matcher::HeaderMatchSpecifier::StringMatch(m)) => describe_string(m),
+        _ => "match".to_owned(),
+    }
+}
+
+fn query_mismatch(matcher: &QueryParameterMatcher, request: &Request) -> Option<String> {
+    let value = request.query.iter().find(|(k, _)| *k == matcher.name).map(|(_, v)| v.clone());
+    let matched = match (&matcher.query_parameter_match_specifier, &value) {
+        (Some(query_parameter_matcher::QueryParameterMatchSpecifier::PresentMatch(present)), value) => {
+            value.is_some() == *present
+        }
+        (Some(query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(m)), Some(value)) => {
+            string_match(m, value)
+        }
+        _ => false,
+    };
+    (!matched).then(|| format!("query parameter {:?} does not match, got {value:?}", matcher.name))
+}
+
+fn string_match(matcher: &StringMatcher, value: &str) -> bool {
+    let (value, fold) =
+        if matcher.ignore_case { (value.to_ascii_lowercase(), true) } else { (value.to_owned(), false) };
+    let norm = |s: &str| if fold { s.to_ascii_lowercase() } else { s.to_owned() };
+    match &matcher.match_pattern {
+        Some(string_matcher::MatchPattern::Exact(e)) => value == norm(e),
+        Some(string_matcher::MatchPattern::Prefix(p)) => value.starts_with(&norm(p)),
+        Some(string_matcher::MatchPattern::Suffix(s)) => value.ends_with(&norm(s)),
+        Some(string_matcher::MatchPattern::Contains(c)) => value.contains(&norm(c)),
+        Some(string_matcher::MatchPattern::SafeRegex(r)) => full_match(&r.regex, &value),
+        _ => false,
+    }
+}
+
+fn describe_string(matcher: &StringMatcher) -> String {
+    match &matcher.match_pattern {
+        Some(string_matcher::MatchPattern::Exact(e)) => format!("be {e:?}"),
+        Some(string_matcher::MatchPattern::Prefix(p)) => format!("start with {p:?}"),
+        Some(string_matcher::MatchPattern::Suffix(s)) => format!("end with {s:?}"),
+        Some(string_matcher::MatchPattern::Contains(c)) => format!("contain {c:?}"),
+        Some(string_matcher::MatchPattern::SafeRegex(r)) => format!("match regex {:?}", r.regex),
+        _ => "match".to_owned(),
+    }
+}
+
+/// RE2-style full match (Envoy's safe_regex matches the whole value).
+fn full_match(pattern: &str, value: &str) -> bool {
+    regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(value))
+}
+
+fn percent(fraction: Option<&api_protos::pb::envoy::r#type::v3::FractionalPercent>) -> String {
+    let Some(fraction) = fraction else { return "100%".to_owned() };
+    let denominator = match DenominatorType::try_from(fraction.denominator) {
+        Ok(DenominatorType::TenThousand) => 10_000.0,
+        Ok(DenominatorType::Million) => 1_000_000.0,
+        _ => 100.0,
+    };
+    format!("{}%", f64::from(fraction.numerator) * 100.0 / denominator)
+}
+
+fn is_whole(fraction: &api_protos::pb::envoy::r#type::v3::FractionalPercent) -> bool {
+    percent(Some(fraction)) == "100%"
+}
+
+#[cfg(test)]
+mod tests;
