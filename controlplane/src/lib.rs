@@ -13,6 +13,7 @@ pub mod builders;
 pub mod cache;
 pub mod cli;
 pub mod config_dir;
+pub mod embed;
 pub mod explain;
 pub mod metrics;
 pub mod pipeline;
@@ -21,6 +22,8 @@ pub mod server;
 pub mod snapshot;
 
 use std::sync::Arc;
+
+pub use embed::{ControlPlane, EmbedError};
 
 /// What the ADS server, the admin server and the sources share.
 #[derive(Clone, Debug, Default)]

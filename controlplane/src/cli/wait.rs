@@ -85,6 +85,10 @@ pub fn verdict(syncz: &Value, proxy: Option<&str>) -> Verdict {
     }
     for target in &targets {
         let node = target["node_id"].as_str().unwrap_or_default();
+        // A NACK counts only once the proxy's stream works from the latest configuration.
+        if target["snapshot_version"] != target["latest_snapshot_version"] {
+            continue;
+        }
         for kind in target["types"].as_array().into_iter().flatten() {
             if let Some(message) = kind["nack"]["message"].as_str() {
                 return Verdict::Rejected(format!(
@@ -111,6 +115,8 @@ mod tests {
         json!({
             "node_id": id,
             "synced": synced,
+            "snapshot_version": "1",
+            "latest_snapshot_version": "1",
             "types": [{"type": "RDS", "nack": nack.map(|m| json!({"message": m}))}],
         })
     }
