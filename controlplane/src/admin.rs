@@ -105,6 +105,9 @@ fn type_json(sync: &TypeSync) -> Value {
 }
 
 async fn syncz(AxumState(state): AxumState<State>) -> Json<Value> {
+    let refresh = state.refresh.clone();
+    // Reading and translating may take a moment: off the async workers.
+    let _ = tokio::task::spawn_blocking(move || refresh.run()).await;
     Json(syncz_json(&state))
 }
 

@@ -33,4 +33,33 @@ pub struct State {
     pub metrics: Arc<metrics::Metrics>,
     /// What the sources last read (`/debug/inputs`); set once the first full configuration is built.
     pub inputs: Arc<std::sync::RwLock<Option<Arc<serde_json::Value>>>>,
+    /// Lets readers of sync state make the source catch up first (see [`Refresh`]).
+    pub refresh: Refresh,
+}
+
+/// A source's "catch up now": before `/debug/syncz` answers, a directory source checks for changes it has not
+/// read yet, so `pilotfish wait` right after an edit waits for that edit rather than reporting the previous
+/// configuration as synced.
+#[derive(Clone, Default)]
+pub struct Refresh(Arc<std::sync::RwLock<Option<Arc<dyn Fn() + Send + Sync>>>>);
+
+impl Refresh {
+    pub fn set(&self, refresh: Arc<dyn Fn() + Send + Sync>) {
+        if let Ok(mut slot) = self.0.write() {
+            *slot = Some(refresh);
+        }
+    }
+
+    pub fn run(&self) {
+        let refresh = self.0.read().ok().and_then(|slot| slot.clone());
+        if let Some(refresh) = refresh {
+            refresh();
+        }
+    }
+}
+
+impl std::fmt::Debug for Refresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Refresh")
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -64,19 +64,21 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         let _ = stopped.wait_for(|stop| *stop).await.is_ok();
     };
     let admin_task = tokio::spawn(crate::admin::serve(admin, state.clone(), wait(stopped.clone())));
-    let mut stamp = directory_stamp(&args.config_dir);
-    reload(&args.config_dir, &state);
+    let source =
+        Arc::new(DirectorySource { dir: args.config_dir.clone(), stamp: Mutex::new(None), state: state.clone() });
+    source.catch_up();
+    state.refresh.set({
+        let source = Arc::clone(&source);
+        Arc::new(move || source.catch_up())
+    });
     let watcher = {
-        let (dir, state) = (args.config_dir.clone(), state.clone());
+        let source = Arc::clone(&source);
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(POLL_INTERVAL);
             loop {
                 interval.tick().await;
-                let now = directory_stamp(&dir);
-                if now != stamp {
-                    stamp = now;
-                    reload(&dir, &state);
-                }
+                let source = Arc::clone(&source);
+                let _ = tokio::task::spawn_blocking(move || source.catch_up()).await;
             }
         })
     };
@@ -88,6 +90,26 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     watcher.abort();
     let _ = admin_task.await;
     result.context("the xDS server failed")
+}
+
+/// The config directory, read again whenever its files change.
+struct DirectorySource {
+    dir: PathBuf,
+    /// What the files looked like when last read; None before the first read.
+    stamp: Mutex<Option<Vec<(PathBuf, u64, Option<SystemTime>)>>>,
+    state: State,
+}
+
+impl DirectorySource {
+    /// Reads the directory again if a file changed since the last read (one reader at a time).
+    fn catch_up(&self) {
+        let mut stamp = self.stamp.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = directory_stamp(&self.dir);
+        if stamp.as_ref() != Some(&now) {
+            *stamp = Some(now);
+            reload(&self.dir, &self.state);
+        }
+    }
 }
 
 /// Reads the directory and publishes what it holds; on any problem the last good config stays served.
