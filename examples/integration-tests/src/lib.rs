@@ -1,0 +1,1 @@
+//! Nothing here: the suite is in `tests/`.
