@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod registry;
 pub mod server;
 pub mod snapshot;
+pub mod sources;
 
 use std::sync::Arc;
 

@@ -166,7 +166,8 @@ async fn serve_wait_status_and_metrics_follow_a_live_directory() -> Result<()> {
     let rejected = wait(&serve, "20s");
     assert!(!rejected.status.success());
     assert!(
-        text(&rejected).contains("rejected the latest RDS config") && text(&rejected).contains("invalid character class range"),
+        text(&rejected).contains("rejected the latest RDS config")
+            && text(&rejected).contains("invalid character class range"),
         "{}",
         text(&rejected)
     );
