@@ -186,6 +186,18 @@ async fn serve_wait_status_and_metrics_follow_a_live_directory() -> Result<()> {
     ] {
         assert!(metrics.contains(family), "{family} missing from /metrics:\n{metrics}");
     }
+    // The debug views: what the proxy runs, in Envoy's shape, and what was read.
+    let dump: serde_json::Value =
+        serde_json::from_str(&http_get(serve.admin, "x", "/debug/config_dump?proxy=ingress", &[]).await?.body)?;
+    assert_eq!(dump["routes"][0]["resource"]["@type"], "type.googleapis.com/envoy.config.route.v3.RouteConfiguration");
+    assert_eq!(dump["routes"][0]["name"], format!("http.{port}.127.0.0.1"));
+    assert_eq!(dump["listeners"][0]["resource"]["name"], format!("127.0.0.1_{port}"));
+    assert_eq!(http_get(serve.admin, "x", "/debug/config_dump?proxy=nobody", &[]).await?.status, 404);
+    let inputs: serde_json::Value =
+        serde_json::from_str(&http_get(serve.admin, "x", "/debug/inputs", &[]).await?.body)?;
+    assert_eq!(inputs["objects"].as_array().map(Vec::len), Some(4), "{inputs}");
+    assert_eq!(http_get(serve.admin, "x", "/healthz", &[]).await?.status, 200);
+
     // A wait with nothing to wait for times out, non-zero.
     let nobody = pilotfish(&["wait", "--proxy", "nobody", "--timeout", "300ms", "--admin-address", &serve.admin()]);
     assert!(!nobody.status.success() && text(&nobody).contains("timed out"), "{}", text(&nobody));
