@@ -42,10 +42,13 @@ pub struct State {
 /// read yet, so `pilotfish wait` right after an edit waits for that edit rather than reporting the previous
 /// configuration as synced.
 #[derive(Clone, Default)]
-pub struct Refresh(Arc<std::sync::RwLock<Option<Arc<dyn Fn() + Send + Sync>>>>);
+pub struct Refresh(Arc<std::sync::RwLock<Option<RefreshFn>>>);
+
+/// What a source runs to catch up.
+pub type RefreshFn = Arc<dyn Fn() + Send + Sync>;
 
 impl Refresh {
-    pub fn set(&self, refresh: Arc<dyn Fn() + Send + Sync>) {
+    pub fn set(&self, refresh: RefreshFn) {
         if let Ok(mut slot) = self.0.write() {
             *slot = Some(refresh);
         }

@@ -49,7 +49,9 @@ pub fn analyze(model: &Model) -> Vec<Diagnostic> {
                 .map(|h| h.split_once('/').map_or(h.as_str(), |(_, host)| host))
                 .collect();
             for host in &vs.spec.hosts {
-                if !server_hosts.iter().any(|s| host_matches(s, host) || host_matches(host, s)) {
+                // Short names are resolved first, as translation does (`web` is `web.<ns>.svc.cluster.local`).
+                let resolved = resolve_host(host, &vs.meta.namespace);
+                if !server_hosts.iter().any(|s| host_matches(s, &resolved) || host_matches(&resolved, s)) {
                     diagnostics.push(
                         report(Diagnostic::warning(format!(
                             "host {host:?} is not among the hosts of gateway {full} ({}); it gets no route there",

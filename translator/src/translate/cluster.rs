@@ -57,6 +57,8 @@ const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProt
 const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
 /// istiod's mesh default `connectTimeout`.
 const DEFAULT_CONNECT_TIMEOUT_SECONDS: i64 = 10;
+/// The system CA bundle on Debian, Ubuntu (Envoy's images) and Alpine, the first place istio-agent looks for it.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// Envoy's (and istiod's) ring size when a consistent hash names no ring at all.
 const DEFAULT_MINIMUM_RING_SIZE: u64 = 1024;
 
@@ -385,11 +387,21 @@ impl<'a> ClusterSpec<'a> {
         // pilotfish differs: istiod serves `caCertificates` (or the system CAs) over SDS from files so they can
         // rotate; here Envoy reads the file itself.
         let validation = (tls.insecure_skip_verify != Some(true)).then(|| {
-            let (trusted_ca, system_root_certs) = if tls.ca_certificates.is_empty() {
-                (None, Some(SystemRootCerts {}))
+            let file = |path: &str| {
+                Some(DataSource {
+                    specifier: Some(data_source::Specifier::Filename(path.to_owned())),
+                    ..Default::default()
+                })
+            };
+            let (trusted_ca, system_root_certs) = if !tls.ca_certificates.is_empty() {
+                (file(&tls.ca_certificates), None)
+            } else if !tls.subject_alt_names.is_empty() {
+                // Envoy refuses SAN matching without a `trusted_ca` ("SAN-based verification of peer certificates
+                // without trusted CA is insecure and not allowed"); `system_root_certs` does not count. istiod
+                // hands Envoy the system bundle (over SDS, as `file-root:system`); pilotfish names the file.
+                (file(SYSTEM_CA_BUNDLE), None)
             } else {
-                let file = data_source::Specifier::Filename(tls.ca_certificates.clone());
-                (Some(DataSource { specifier: Some(file), ..Default::default() }), None)
+                (None, Some(SystemRootCerts {}))
             };
             ValidationContextType::ValidationContext(CertificateValidationContext {
                 trusted_ca,

@@ -57,16 +57,44 @@ pub fn percent_of_hundred(value: i64) -> FractionalPercent {
     FractionalPercent { numerator: value.clamp(0, 100) as u32, denominator: DenominatorType::Hundred as i32 }
 }
 
-/// Header additions: `set` overwrites, `add` appends; sorted by name for stable output.
+/// Header additions: `set` overwrites, `add` appends; sorted by name for stable output. Headers Envoy does not let
+/// a route modify (`:`-prefixed ones and `host`) are left out, as istiod does; an authority set that way becomes a
+/// host rewrite instead (see [`authority_rewrite`]).
 pub fn header_options(operations: &HeaderOperations) -> Vec<HeaderValueOption> {
     let option = |key: &String, value: &String, action: HeaderAppendAction| HeaderValueOption {
         header: Some(HeaderValue { key: key.clone(), value: value.clone(), ..Default::default() }),
         append_action: action as i32,
         ..Default::default()
     };
-    let set = operations.set.iter().map(|(k, v)| option(k, v, HeaderAppendAction::OverwriteIfExistsOrAdd));
-    let add = operations.add.iter().map(|(k, v)| option(k, v, HeaderAppendAction::AppendIfExistsOrAdd));
+    let modifiable = |(key, _): &(&String, &String)| !is_internal_header(key);
+    let set =
+        operations.set.iter().filter(modifiable).map(|(k, v)| option(k, v, HeaderAppendAction::OverwriteIfExistsOrAdd));
+    let add =
+        operations.add.iter().filter(modifiable).map(|(k, v)| option(k, v, HeaderAppendAction::AppendIfExistsOrAdd));
     set.chain(add).collect()
+}
+
+/// Header removals, without the headers Envoy does not let a route modify.
+pub fn headers_to_remove(operations: &HeaderOperations) -> Vec<String> {
+    operations.remove.iter().filter(|key| !is_internal_header(key)).cloned().collect()
+}
+
+/// The authority a request header operation sets (`:authority` or `host`, from `set` before `add`), which istiod's
+/// `TranslateHeadersOperations` turns into a host rewrite.
+pub fn authority_rewrite(operations: &HeaderOperations) -> Option<String> {
+    let authority = |headers: &std::collections::BTreeMap<String, String>| {
+        headers.iter().rev().find(|(key, _)| is_authority_header(key)).map(|(_, value)| value.clone())
+    };
+    authority(&operations.set).or_else(|| authority(&operations.add))
+}
+
+/// `:`-prefixed headers and `host`: Envoy refuses route configurations that add or remove them.
+fn is_internal_header(key: &str) -> bool {
+    key.starts_with(':') || key.eq_ignore_ascii_case("host")
+}
+
+fn is_authority_header(key: &str) -> bool {
+    key.eq_ignore_ascii_case(":authority") || key.eq_ignore_ascii_case("host")
 }
 
 /// `filter_metadata.istio.config` naming the Istio object behind a resource, as istiod writes it; `explain` and

@@ -10,24 +10,26 @@
 use std::collections::BTreeMap;
 
 use api_protos::pb::envoy::config::listener::v3::Listener;
-use api_protos::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost, virtual_host::TlsRequirementType};
+use api_protos::pb::envoy::config::route::v3::{
+    Route, RouteConfiguration, VirtualHost, virtual_host::TlsRequirementType,
+};
 
 use super::listener::{HttpListener, http_listener};
-use super::route::{RouteContext, VirtualServiceRoutes, gateway_name, virtual_service_routes};
+use super::route::{RouteContext, gateway_name, is_catch_all, virtual_service_routes};
 use crate::diagnostics::Diagnostic;
 use crate::input::istio::{Gateway, Server};
 use crate::input::registry::TargetPort;
 use crate::input::{Kind, Object};
-use crate::model::{Model, Protocol, host_matches, host_specificity};
+use crate::model::{Model, Protocol, host_matches, host_specificity, resolve_host};
 use crate::proxy::ProxyClass;
 
 const DEFAULT_BIND: &str = "0.0.0.0";
 
-/// The routes one virtual host gathers from the VirtualServices bound to it.
+/// The routes one virtual host gathers from the VirtualServices bound to it, oldest VirtualService first.
 struct HostRoutes {
     server_port: u32,
     https_redirect: bool,
-    groups: Vec<VirtualServiceRoutes>,
+    routes: Vec<Route>,
 }
 
 /// An HTTP server of a selected Gateway, with the port its listener uses.
@@ -170,9 +172,12 @@ fn virtual_hosts(
                     continue;
                 }
                 for vs_host in &vs.spec.hosts {
-                    let host = if host_matches(server_host, vs_host) {
+                    // Short names mean `<name>.<vs namespace>.svc.cluster.local` here too (istiod resolves every
+                    // VirtualService's hosts before matching them against servers).
+                    let vs_host = resolve_host(vs_host, &vs.meta.namespace);
+                    let host = if host_matches(server_host, &vs_host) {
                         vs_host.as_str()
-                    } else if host_matches(vs_host, server_host) {
+                    } else if host_matches(&vs_host, server_host) {
                         server_host
                     } else {
                         continue;
@@ -181,19 +186,32 @@ fn virtual_hosts(
                     let entry = hosts.entry(host.to_owned()).or_insert_with(|| HostRoutes {
                         server_port: bound.server_port,
                         https_redirect,
-                        groups: Vec::new(),
+                        routes: Vec::new(),
                     });
-                    entry.groups.push(routes);
+                    entry.https_redirect |= https_redirect;
+                    entry.routes.extend(routes);
                 }
+            }
+            if https_redirect {
+                // A redirecting server answers for its hosts whether or not a VirtualService routes them: the
+                // virtual host exists to send every request to https (istiod does the same).
+                let entry = hosts.entry(server_host.to_owned()).or_insert_with(|| HostRoutes {
+                    server_port: bound.server_port,
+                    https_redirect,
+                    routes: Vec::new(),
+                });
+                entry.https_redirect = true;
             }
         }
     }
     let mut virtual_hosts: Vec<VirtualHost> = hosts
         .into_iter()
-        .map(|(host, HostRoutes { server_port, https_redirect, groups })| {
-            // Several VirtualServices for one host are merged; those ending in a catch-all go last.
-            let (catch_alls, others): (Vec<_>, Vec<_>) = groups.into_iter().partition(|group| group.catch_all);
-            let routes = others.into_iter().chain(catch_alls).flat_map(|group| group.routes).collect();
+        .map(|(host, HostRoutes { server_port, https_redirect, routes })| {
+            // Several VirtualServices for one host are merged, oldest first; then each catch-all route moves to the
+            // end, the others keeping their order (istiod's `SortVHostRoutes`).
+            let (catch_alls, others): (Vec<_>, Vec<_>) =
+                routes.into_iter().partition(|route| route.r#match.as_ref().is_some_and(is_catch_all));
+            let routes = others.into_iter().chain(catch_alls).collect();
             VirtualHost {
                 name: format!("{host}:{server_port}"),
                 domains: vec![host],

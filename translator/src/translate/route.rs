@@ -7,9 +7,11 @@
 use api_protos::pb::envoy::config::core::v3::{DataSource, RuntimeFractionalPercent, data_source};
 use api_protos::pb::envoy::config::route::v3::{
     DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction, RetryPolicy, Route, RouteAction,
-    RouteMatch, WeightedCluster, header_matcher::HeaderMatchSpecifier,
-    query_parameter_matcher::QueryParameterMatchSpecifier, redirect_action, retry_policy, route, route_action,
-    route_match, weighted_cluster::ClusterWeight,
+    RouteMatch, WeightedCluster,
+    header_matcher::HeaderMatchSpecifier,
+    query_parameter_matcher::QueryParameterMatchSpecifier,
+    redirect_action, retry_policy, route, route_action, route_match,
+    weighted_cluster::{self, ClusterWeight},
 };
 use api_protos::pb::envoy::extensions::filters::common::fault::v3::{FaultDelay, fault_delay};
 use api_protos::pb::envoy::extensions::filters::http::cors::v3::CorsPolicy as EnvoyCors;
@@ -23,8 +25,8 @@ use base64::Engine;
 
 use super::cluster::hash_policies;
 use super::envoy::{
-    CORS_FILTER, FAULT_FILTER, duration, header_options, istio_metadata, percent_of_hundred, percent_of_million,
-    seconds, typed,
+    CORS_FILTER, FAULT_FILTER, authority_rewrite, duration, header_options, headers_to_remove, istio_metadata,
+    percent_of_hundred, percent_of_million, seconds, typed,
 };
 use crate::diagnostics::Diagnostic;
 use crate::duration::parse_duration;
@@ -51,18 +53,12 @@ pub struct RouteContext<'a> {
     pub gateway: Option<&'a str>,
 }
 
-/// The routes a VirtualService gives this context, and whether they end in a catch-all.
-pub struct VirtualServiceRoutes {
-    pub routes: Vec<Route>,
-    pub catch_all: bool,
-}
-
-/// Translates the HTTP routes of `vs` for `context`.
+/// Translates the HTTP routes of `vs` for `context`, up to and including the first catch-all route.
 pub fn virtual_service_routes(
     vs: &Object<VirtualService>,
     context: &RouteContext<'_>,
     diagnostics: &mut Vec<Diagnostic>,
-) -> VirtualServiceRoutes {
+) -> Vec<Route> {
     let mut routes = Vec::new();
     for (index, http) in vs.spec.http.iter().enumerate() {
         if http.delegate.is_some() {
@@ -85,20 +81,21 @@ pub fn virtual_service_routes(
             Some(match_name) => match_name.to_owned(),
             None => http.name.clone(),
         };
-        let mut catch_all = blocks.is_empty();
         if blocks.is_empty() {
             routes.push(envoy_route(name_of(None), catch_all_match(), http, &action, vs));
+            return routes;
         }
         for block in blocks {
             let route_match = match_request(block);
-            catch_all |= is_catch_all(&route_match);
+            let catch_all = is_catch_all(&route_match);
             routes.push(envoy_route(name_of(Some(block)), route_match, http, &action, vs));
-        }
-        if catch_all {
-            return VirtualServiceRoutes { routes, catch_all: true };
+            if catch_all {
+                // Nothing after it can match: neither the entry's other blocks nor later entries (as istiod).
+                return routes;
+            }
         }
     }
-    VirtualServiceRoutes { routes, catch_all: false }
+    routes
 }
 
 fn envoy_route(
@@ -167,11 +164,15 @@ fn catch_all_match() -> RouteMatch {
     RouteMatch { path_specifier: Some(route_match::PathSpecifier::Prefix("/".to_owned())), ..Default::default() }
 }
 
-fn is_catch_all(route_match: &RouteMatch) -> bool {
-    matches!(&route_match.path_specifier, Some(route_match::PathSpecifier::Prefix(p)) if p == "/")
-        && route_match.headers.is_empty()
-        && route_match.query_parameters.is_empty()
-        && route_match.case_sensitive.is_none()
+/// istiod's `IsCatchAllRoute`: prefix `/` (or regex `.*`) with no header or query parameter condition, whatever the
+/// case sensitivity.
+pub fn is_catch_all(route_match: &RouteMatch) -> bool {
+    let any_path = match &route_match.path_specifier {
+        Some(route_match::PathSpecifier::Prefix(prefix)) => prefix == "/",
+        Some(route_match::PathSpecifier::SafeRegex(regex)) => regex.regex == ".*",
+        _ => false,
+    };
+    any_path && route_match.headers.is_empty() && route_match.query_parameters.is_empty()
 }
 
 fn string_matcher(m: &StringMatch, ignore_case: bool) -> StringMatcher {
@@ -190,12 +191,14 @@ fn regex(pattern: String) -> RegexMatcher {
     RegexMatcher { regex: pattern, ..Default::default() }
 }
 
-fn is_empty(m: &StringMatch) -> bool {
+/// An empty StringMatch only asks for the header or parameter to be present.
+fn is_present_match(m: &StringMatch) -> bool {
     m.exact.is_none() && m.prefix.is_none() && m.regex.is_none()
 }
 
 fn header_matcher(name: &str, m: &StringMatch, invert: bool) -> HeaderMatcher {
-    let specifier = if is_empty(m) {
+    let present = is_present_match(m);
+    let specifier = if present {
         HeaderMatchSpecifier::PresentMatch(true)
     } else {
         HeaderMatchSpecifier::StringMatch(string_matcher(m, false))
@@ -203,8 +206,10 @@ fn header_matcher(name: &str, m: &StringMatch, invert: bool) -> HeaderMatcher {
     HeaderMatcher {
         name: name.to_owned(),
         invert_match: invert,
+        // `withoutHeaders: {x: {exact: v}}` must also match requests without `x`: Envoy fails a value match on a
+        // missing header before inverting it, unless the header is read as empty (istiod sets this too).
+        treat_missing_header_as_empty: invert && !present,
         header_match_specifier: Some(specifier),
-        ..Default::default()
     }
 }
 
@@ -229,7 +234,7 @@ fn match_request(block: &HttpMatchRequest) -> RouteMatch {
         .iter()
         .map(|(name, m)| QueryParameterMatcher {
             name: name.clone(),
-            query_parameter_match_specifier: Some(if is_empty(m) {
+            query_parameter_match_specifier: Some(if is_present_match(m) {
                 QueryParameterMatchSpecifier::PresentMatch(true)
             } else {
                 QueryParameterMatchSpecifier::StringMatch(string_matcher(m, false))
@@ -254,7 +259,7 @@ fn route_action(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<route::Action> {
     if let Some(redirect) = &http.redirect {
-        return Some(route::Action::Redirect(redirect_action(redirect)));
+        return Some(route::Action::Redirect(redirect_action(redirect, context.port)));
     }
     if let Some(response) = &http.direct_response {
         let body = response.body.as_ref().and_then(|body| {
@@ -320,19 +325,23 @@ fn route_action(
                     if let Some(headers) = headers {
                         if let Some(request) = &headers.request {
                             entry.request_headers_to_add = header_options(request);
-                            entry.request_headers_to_remove = request.remove.clone();
+                            entry.request_headers_to_remove = headers_to_remove(request);
+                            entry.host_rewrite_specifier = authority_rewrite(request)
+                                .map(weighted_cluster::cluster_weight::HostRewriteSpecifier::HostRewriteLiteral);
                         }
                         if let Some(response) = &headers.response {
                             entry.response_headers_to_add = header_options(response);
-                            entry.response_headers_to_remove = response.remove.clone();
+                            entry.response_headers_to_remove = headers_to_remove(response);
                         }
                     }
                     entry
                 })
                 .collect();
-            if let Some((first, _, _)) = weighted.first() {
-                action.hash_policy = hash_policies(first.rule.as_deref(), first.port, &first.subset);
-            }
+            // As istiod's `processWeightedDestination`: each destination adds the hash policy of its own rule.
+            action.hash_policy = weighted
+                .iter()
+                .flat_map(|(cluster, _, _)| hash_policies(cluster.rule.as_deref(), cluster.port, &cluster.subset))
+                .collect();
             action.cluster_specifier = Some(route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
                 clusters,
                 ..Default::default()
@@ -348,12 +357,26 @@ fn route_action(
                 substitution: regex_rewrite.rewrite.clone(),
             });
         }
-        if !rewrite.authority.is_empty() {
-            action.host_rewrite_specifier =
-                Some(route_action::HostRewriteSpecifier::HostRewriteLiteral(rewrite.authority.clone()));
-        }
     }
-    action.retry_policy = retry_policy(http.retries.as_ref(), !action.hash_policy.is_empty());
+    // The authority: `rewrite.authority`, else one the route's request headers set (`:authority`/`host`), else one
+    // a single destination's headers set (istiod's `applyHTTPRouteDestination` and `processDestination`).
+    let request_headers =
+        |headers: Option<&Headers>| headers.and_then(|h| h.request.as_ref()).and_then(authority_rewrite);
+    let authority = http
+        .rewrite
+        .as_ref()
+        .map(|rewrite| rewrite.authority.clone())
+        .filter(|authority| !authority.is_empty())
+        .or_else(|| request_headers(http.headers.as_ref()))
+        .or_else(|| match http.route.as_slice() {
+            [only] => request_headers(only.headers.as_ref()),
+            _ => None,
+        });
+    action.host_rewrite_specifier = authority.map(route_action::HostRewriteSpecifier::HostRewriteLiteral);
+    // Retries stay on the hashed host only for a single destination, as in istiod: with weighted destinations it
+    // keeps the previous-hosts predicate even when they hash.
+    let consistent_hash = http.route.len() == 1 && !action.hash_policy.is_empty();
+    action.retry_policy = retry_policy(http.retries.as_ref(), consistent_hash);
     action.request_mirror_policies = mirror_policies(vs, http, field, context, diagnostics);
     Some(route::Action::Route(action))
 }
@@ -478,7 +501,9 @@ fn mirror_policies(
     policies
 }
 
-fn redirect_action(redirect: &HttpRedirect) -> RedirectAction {
+/// istiod's `ApplyRedirect`. `derivePort: FROM_REQUEST_PORT` is the port the routes are built for (Envoy cannot
+/// derive it); a port that is the scheme's default (80 for http, 443 for https) is left out of the location.
+fn redirect_action(redirect: &HttpRedirect, listener_port: u32) -> RedirectAction {
     use redirect_action::{PathRewriteSpecifier, RedirectResponseCode, SchemeRewriteSpecifier};
     let response_code = match redirect.redirect_code {
         Some(302) => RedirectResponseCode::Found,
@@ -487,9 +512,20 @@ fn redirect_action(redirect: &HttpRedirect) -> RedirectAction {
         Some(308) => RedirectResponseCode::PermanentRedirect,
         _ => RedirectResponseCode::MovedPermanently,
     };
+    let port = match (redirect.port, redirect.derive_port.as_deref()) {
+        (Some(port), _) => u32::try_from(port).unwrap_or(0),
+        (None, Some(derive)) if derive.eq_ignore_ascii_case("FROM_REQUEST_PORT") => listener_port,
+        _ => 0,
+    };
+    // pilotfish serves plain-text HTTP only, so an unset scheme is http (istiod uses https on TLS servers).
+    let scheme = if redirect.scheme.is_empty() { "http" } else { redirect.scheme.as_str() };
+    let port = match (port, scheme) {
+        (80, "http") | (443, "https") => 0,
+        (port, _) => port,
+    };
     RedirectAction {
         host_redirect: redirect.authority.clone(),
-        port_redirect: redirect.port.and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
+        port_redirect: port,
         response_code: response_code as i32,
         scheme_rewrite_specifier: (!redirect.scheme.is_empty())
             .then(|| SchemeRewriteSpecifier::SchemeRedirect(redirect.scheme.clone())),
@@ -570,11 +606,18 @@ fn fault_filter(fault: &HttpFaultInjection) -> Option<HttpFault> {
 }
 
 fn cors_policy(cors: &CorsPolicy) -> EnvoyCors {
-    let mut origins: Vec<StringMatcher> = cors.allow_origins.iter().map(|m| string_matcher(m, false)).collect();
-    origins.extend(cors.allow_origin.iter().map(|exact| StringMatcher {
-        match_pattern: Some(string_matcher::MatchPattern::Exact(exact.clone())),
-        ignore_case: false,
-    }));
+    // As istiod's `TranslateCORSPolicy`: the deprecated exact `allowOrigin` only when `allowOrigins` is not set.
+    let origins: Vec<StringMatcher> = if cors.allow_origins.is_empty() {
+        cors.allow_origin
+            .iter()
+            .map(|exact| StringMatcher {
+                match_pattern: Some(string_matcher::MatchPattern::Exact(exact.clone())),
+                ignore_case: false,
+            })
+            .collect()
+    } else {
+        cors.allow_origins.iter().map(|m| string_matcher(m, false)).collect()
+    };
     EnvoyCors {
         allow_origin_string_match: origins,
         allow_methods: cors.allow_methods.join(","),
@@ -594,10 +637,10 @@ fn cors_policy(cors: &CorsPolicy) -> EnvoyCors {
 fn add_headers(route: &mut Route, headers: &Headers) {
     if let Some(request) = &headers.request {
         route.request_headers_to_add.extend(header_options(request));
-        route.request_headers_to_remove.extend(request.remove.iter().cloned());
+        route.request_headers_to_remove.extend(headers_to_remove(request));
     }
     if let Some(response) = &headers.response {
         route.response_headers_to_add.extend(header_options(response));
-        route.response_headers_to_remove.extend(response.remove.iter().cloned());
+        route.response_headers_to_remove.extend(headers_to_remove(response));
     }
 }

@@ -11,6 +11,7 @@ use api_protos::pb::envoy::config::route::v3::{
     Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, route, route_action, route_match,
 };
 
+use super::cluster::hash_policies;
 use super::envoy::seconds;
 use super::gateway::ordered;
 use super::listener::{HttpListener, http_listener};
@@ -47,8 +48,8 @@ pub fn translate(
                 let vs =
                     mesh_services.iter().find(|(host, _)| host_matches(host, &service.hostname)).map(|(_, vs)| *vs);
                 let routes = match vs {
-                    Some(vs) => virtual_service_routes(vs, &context, diagnostics).routes,
-                    None => vec![default_route(service, port)],
+                    Some(vs) => virtual_service_routes(vs, &context, diagnostics),
+                    None => vec![default_route(model, class, service, port)],
                 };
                 VirtualHost {
                     name: format!("{}:{port}", service.hostname),
@@ -109,8 +110,11 @@ fn domains(service: &Service, class: &ProxyClass) -> Vec<String> {
     domains
 }
 
-/// The route of a service no VirtualService routes: everything to the service port's cluster.
-fn default_route(service: &Service, port: u32) -> Route {
+/// The route of a service no VirtualService routes: everything to the service port's cluster, with the hash policy
+/// of a consistent-hash DestinationRule (istiod's `buildSidecarVirtualHostForService`), and the default retries
+/// (which keep the previous-hosts predicate even then, as istiod's do).
+fn default_route(model: &Model, class: &ProxyClass, service: &Service, port: u32) -> Route {
+    let rule = model.destination_rule(&service.hostname, &class.namespace);
     Route {
         name: "default".to_owned(),
         r#match: Some(RouteMatch {
@@ -121,6 +125,7 @@ fn default_route(service: &Service, port: u32) -> Route {
             cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster_name(port, "", &service.hostname))),
             timeout: Some(seconds(0)),
             retry_policy: super::route::default_retry_policy(),
+            hash_policy: hash_policies(rule.map(AsRef::as_ref), port, ""),
             ..Default::default()
         })),
         ..Default::default()

@@ -15,8 +15,7 @@ fn listeners(state: &State) -> usize {
     class.labels.insert("istio".into(), "ingressgateway".into());
     // Watching makes the cache build the class.
     let receiver = state.cache.watch(&class);
-    let count = receiver.borrow().resources(api_protos::ResourceType::Listener).len();
-    count
+    receiver.borrow().resources(api_protos::ResourceType::Listener).len()
 }
 
 fn inputs(state: &State) -> serde_json::Value {

@@ -621,6 +621,22 @@ fn simple_tls_uses_given_sni_system_cas_or_no_verification() {
 }
 
 #[test]
+fn simple_tls_with_subject_alt_names_trusts_the_system_bundle_file() {
+    // Envoy refuses SAN matchers with `system_root_certs` alone: they need a trusted CA.
+    let svc = service(Resolution::Static, &[(443, "https")], Vec::new());
+    let dr = rule("host: reviews\ntrafficPolicy: {tls: {mode: SIMPLE, subjectAltNames: [reviews.example.com]}}");
+    let (clusters, _, _) = build(&svc, Some(&dr));
+    let common = tls_context(&clusters[0]).common_tls_context.expect("common context");
+    let Some(ValidationContextType::ValidationContext(validation)) = common.validation_context_type else {
+        panic!("validation context")
+    };
+    let file = validation.trusted_ca.and_then(|ca| ca.specifier);
+    assert_eq!(file, Some(data_source::Specifier::Filename(SYSTEM_CA_BUNDLE.to_owned())));
+    assert!(validation.system_root_certs.is_none());
+    assert_eq!(validation.match_typed_subject_alt_names.len(), 1);
+}
+
+#[test]
 fn simple_tls_to_a_wildcard_host_takes_sni_from_the_request() {
     let mut svc = service(Resolution::Passthrough, &[(443, "https")], Vec::new());
     svc.ports[0].protocol = Protocol::Http;
