@@ -79,7 +79,7 @@ pub fn service_clusters(
             if let (Some(rule), Some((index, subset))) = (rule, subset) {
                 check_subset_selects(service, port.number, rule, index, subset, diagnostics);
             }
-            let (cluster, assignment) = ClusterSpec::new(service, port, rule, subset).build(diagnostics);
+            let (cluster, assignment) = ClusterSpec::new(service, port, rule, subset).build();
             clusters.push(cluster);
             assignments.extend(assignment);
         }
@@ -233,7 +233,6 @@ struct ClusterSpec<'a> {
     subset: &'a str,
     selector: &'a Labels,
     policy: Policy<'a>,
-    rule: Option<&'a Object<DestinationRule>>,
 }
 
 impl<'a> ClusterSpec<'a> {
@@ -246,10 +245,10 @@ impl<'a> ClusterSpec<'a> {
         static NO_LABELS: Labels = Labels::new();
         let (name, selector) = subset.map_or(("", &NO_LABELS), |(_, s)| (s.name.as_str(), &s.labels));
         let policy = effective_policy(rule.map(|r| &r.spec), port.number, subset);
-        ClusterSpec { service, port, subset: name, selector, policy, rule }
+        ClusterSpec { service, port, subset: name, selector, policy }
     }
 
-    fn build(&self, diagnostics: &mut Vec<Diagnostic>) -> (Cluster, Option<ClusterLoadAssignment>) {
+    fn build(&self) -> (Cluster, Option<ClusterLoadAssignment>) {
         let name = cluster_name(self.port.number, self.subset, &self.service.hostname);
         let mut cluster = Cluster {
             name: name.clone(),
@@ -301,7 +300,7 @@ impl<'a> ClusterSpec<'a> {
             assignment = None;
         }
         if let Some(tls) = self.policy.tls {
-            self.apply_tls(&mut cluster, &mut http, tls, diagnostics);
+            self.apply_tls(&mut cluster, &mut http, tls);
         }
         if let Some(mut options) = http {
             if options.upstream_protocol_options.is_none() {
@@ -327,43 +326,16 @@ impl<'a> ClusterSpec<'a> {
     }
 
     /// `tls` → an upstream TLS transport socket (SIMPLE only so far).
-    fn apply_tls(
-        &self,
-        cluster: &mut Cluster,
-        http: &mut Option<HttpProtocolOptions>,
-        tls: &ClientTlsSettings,
-        diagnostics: &mut Vec<Diagnostic>,
-    ) {
+    fn apply_tls(&self, cluster: &mut Cluster, http: &mut Option<HttpProtocolOptions>, tls: &ClientTlsSettings) {
         let mode = tls.mode.as_deref().unwrap_or("DISABLE").to_ascii_uppercase();
         match mode.as_str() {
             "SIMPLE" => {}
-            "MUTUAL" | "ISTIO_MUTUAL" => {
-                self.warn(
-                    diagnostics,
-                    &self.policy.tls_field,
-                    format!(
-                        "TLS mode {mode} is not supported yet: traffic of cluster {} stays plaintext",
-                        cluster.name
-                    ),
-                );
-                return;
-            }
+            // Not supported yet: plaintext. Validation says so once per rule (not once per cluster).
+            "MUTUAL" | "ISTIO_MUTUAL" => return,
             // DISABLE, and modes validation reports.
             _ => return,
         }
-        if !tls.credential_name.is_empty() {
-            self.warn(
-                diagnostics,
-                &format!("{}.credentialName", self.policy.tls_field),
-                format!(
-                    "credentialName {:?} is ignored (secrets are not served over SDS yet): cluster {} verifies the \
-                     server with {}",
-                    tls.credential_name,
-                    cluster.name,
-                    if tls.ca_certificates.is_empty() { "the system CAs" } else { "caCertificates" }
-                ),
-            );
-        }
+        // `credentialName` is ignored (no SDS yet); validation reports it once per rule.
         let hostname = &self.service.hostname;
         let sni = match (tls.sni.as_str(), hostname.starts_with('*')) {
             ("", false) => hostname.clone(),
@@ -429,15 +401,6 @@ impl<'a> ClusterSpec<'a> {
             name: TLS_TRANSPORT_SOCKET.to_owned(),
             config_type: Some(transport_socket::ConfigType::TypedConfig(typed(&context))),
         });
-    }
-
-    fn warn(&self, diagnostics: &mut Vec<Diagnostic>, field: &str, message: String) {
-        let mut diagnostic = Diagnostic::warning(message);
-        if let Some(rule) = self.rule {
-            diagnostic =
-                diagnostic.object(rule.reference(Kind::DestinationRule), rule.meta.source.clone()).field(field);
-        }
-        diagnostics.push(diagnostic);
     }
 }
 
