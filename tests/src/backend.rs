@@ -69,7 +69,8 @@ impl Behaviour {
     }
 }
 
-/// An HTTP/1.1 server on `127.0.0.1:<ephemeral>`, stopped when dropped.
+/// An HTTP/1.1 server on `127.0.0.1:<ephemeral>` (or a given address: [`Backend::start_on`]), stopped when
+/// dropped.
 #[derive(Debug)]
 pub struct Backend {
     addr: SocketAddr,
@@ -93,10 +94,23 @@ impl Backend {
 
     /// Starts a backend that answers as `behaviour` says.
     pub async fn start_with(name: &str, behaviour: Behaviour) -> Result<Self> {
-        let name_header = HeaderValue::from_str(name)
-            .with_context(|| format!("backend name {name:?} is not a valid header value"))?;
         let listener =
             TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.context("binding a backend port on 127.0.0.1")?;
+        Self::serve_on(name, listener, behaviour)
+    }
+
+    /// Starts a backend that answers 200 with body `name` on a given address, for configuration with fixed
+    /// ports (the examples). Fails if the address is taken; prefer [`Backend::start`] and an ephemeral port.
+    pub async fn start_on(name: &str, addr: SocketAddr) -> Result<Self> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding backend {name} to {addr} (is something else using that port?)"))?;
+        Self::serve_on(name, listener, Behaviour::default())
+    }
+
+    fn serve_on(name: &str, listener: TcpListener, behaviour: Behaviour) -> Result<Self> {
+        let name_header = HeaderValue::from_str(name)
+            .with_context(|| format!("backend name {name:?} is not a valid header value"))?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             name: name.to_owned(),
@@ -209,4 +223,23 @@ async fn answer(state: Arc<State>, request: Request<Incoming>) -> Result<Respons
     headers.insert("x-backend", state.name_header.clone());
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{free_port, http_get};
+
+    #[tokio::test]
+    async fn start_on_serves_on_the_given_address_and_refuses_a_taken_one() -> Result<()> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        let backend = Backend::start_on("fixed", addr).await?;
+        assert_eq!(backend.addr(), addr);
+        let reply = http_get(addr, "x", "/", &[]).await?;
+        assert_eq!((reply.status, reply.body.as_str()), (200, "fixed"));
+        assert_eq!(backend.request_count(), 1);
+        let taken = Backend::start_on("again", addr).await.expect_err("the port is taken");
+        assert!(format!("{taken:#}").contains(&addr.to_string()), "{taken:#}");
+        Ok(())
+    }
 }
