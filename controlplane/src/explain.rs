@@ -19,6 +19,7 @@ use api_protos::pb::envoy::config::route::v3::{
     HeaderMatcher, QueryParameterMatcher, Route, RouteConfiguration, VirtualHost, header_matcher,
     query_parameter_matcher, route, route_action, route_match,
 };
+use api_protos::pb::envoy::extensions::filters::common::fault::v3::fault_delay;
 use api_protos::pb::envoy::extensions::filters::http::fault::v3::{HttpFault, fault_abort};
 use api_protos::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager,
@@ -207,7 +208,11 @@ pub fn explain(snapshot: &Snapshot, request: &Request, port_map: &[(u16, u16, St
         route.typed_per_filter_config.get("envoy.filters.http.fault").and_then(|a| any::unpack::<HttpFault>(a).ok())
     {
         if let Some(delay) = &fault.delay {
-            steps.push(format!("  fault: delay {} of requests", percent(delay.percentage.as_ref())));
+            let length = match &delay.fault_delay_secifier {
+                Some(fault_delay::FaultDelaySecifier::FixedDelay(d)) => format!(" by {}", seconds_text(d)),
+                _ => String::new(),
+            };
+            steps.push(format!("  fault: delay {} of requests{length}", percent(delay.percentage.as_ref())));
         }
         if let Some(abort) = &fault.abort {
             let status = match abort.error_type {
@@ -269,7 +274,18 @@ pub fn explain(snapshot: &Snapshot, request: &Request, port_map: &[(u16, u16, St
         steps.push(format!("  timeout: {text}"));
     }
     if let Some(retry) = &action.retry_policy {
-        steps.push(format!("  retries: {} on {}", retry.num_retries.as_ref().map_or(1, |n| n.value), retry.retry_on));
+        let per_try =
+            retry.per_try_timeout.as_ref().map(|t| format!(", {} per try", seconds_text(t))).unwrap_or_default();
+        let codes = if retry.retriable_status_codes.is_empty() {
+            String::new()
+        } else {
+            format!(" (status codes {:?})", retry.retriable_status_codes)
+        };
+        steps.push(format!(
+            "  retries: {} on {}{codes}{per_try}",
+            retry.num_retries.as_ref().map_or(1, |n| n.value),
+            retry.retry_on
+        ));
     }
     let total: u32 = clusters.iter().map(|(_, w)| *w).sum();
     let cluster_set = decoded::<Cluster>(snapshot, ResourceType::Cluster);
@@ -504,6 +520,10 @@ fn describe_string(matcher: &StringMatcher) -> String {
 /// RE2-style full match (Envoy's safe_regex matches the whole value).
 fn full_match(pattern: &str, value: &str) -> bool {
     regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|re| re.is_match(value))
+}
+
+fn seconds_text(duration: &api_protos::pb::google::protobuf::Duration) -> String {
+    format!("{}.{:03}s", duration.seconds, duration.nanos / 1_000_000)
 }
 
 fn percent(fraction: Option<&api_protos::pb::envoy::r#type::v3::FractionalPercent>) -> String {

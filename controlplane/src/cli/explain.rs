@@ -62,6 +62,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.output {
         super::Output::Text => {
             println!("{} http://{}:{}{} as {class}", request.method, request.host, request.port, request.path);
+            for (name, value) in &request.headers {
+                println!("  {name}: {value}");
+            }
             print!("{}", explanation.text());
         }
         super::Output::Json | super::Output::Yaml => {

@@ -53,7 +53,7 @@ pub fn table(syncz: &Value) -> String {
             let requested = entry.is_some_and(|t| t["requested"].as_bool().unwrap_or(false));
             row.push(if requested { status } else { "-".to_owned() });
             if let Some(nack) = entry.map(|t| &t["nack"]).filter(|n| !n.is_null()) {
-                nacks.push(format!("{node} {kind} NACKED: {}", text(&nack["message"])));
+                nacks.push(format!("{node} {kind} NACKED: {}", summary(&text(&nack["message"]))));
             }
         }
         rows.push(row);
@@ -72,6 +72,42 @@ pub fn table(syncz: &Value) -> String {
     out
 }
 
+/// Envoy's NACK messages can hold a dump of the whole resource; the table shows the line that says what is wrong
+/// (`/debug/syncz` keeps the full text).
+pub fn summary(message: &str) -> String {
+    let lines: Vec<&str> = message.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let line = match lines.as_slice() {
+        [] => "",
+        [only] => only,
+        [.., last] => last.trim_start_matches(": ").trim_start_matches(':').trim(),
+    };
+    const MAX: usize = 300;
+    if line.len() > MAX {
+        let mut end = MAX;
+        while !line.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &line[..end])
+    } else {
+        line.to_owned()
+    }
+}
+
 fn text(value: &Value) -> String {
     value.as_str().map_or_else(|| value.to_string(), str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_nack_dump_is_summarised_by_its_last_line() {
+        let message = "goo.gle/debugstr\nname: \"c\"\nconnect_timeout {\n}\n: Proto constraint validation failed (ClusterValidationError.ConnectTimeout: value must be greater than 0s)";
+        assert_eq!(
+            summary(message),
+            "Proto constraint validation failed (ClusterValidationError.ConnectTimeout: value must be greater than 0s)"
+        );
+        assert_eq!(summary("missing ): (unclosed"), "missing ): (unclosed");
+    }
 }

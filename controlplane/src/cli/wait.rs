@@ -92,8 +92,9 @@ pub fn verdict(syncz: &Value, proxy: Option<&str>) -> Verdict {
         for kind in target["types"].as_array().into_iter().flatten() {
             if let Some(message) = kind["nack"]["message"].as_str() {
                 return Verdict::Rejected(format!(
-                    "proxy {node} rejected the latest {} config: {message}",
-                    kind["type"].as_str().unwrap_or_default()
+                    "proxy {node} rejected the latest {} config: {}",
+                    kind["type"].as_str().unwrap_or_default(),
+                    super::status::summary(message)
                 ));
             }
         }

@@ -63,8 +63,13 @@ impl AdsService {
     fn start<W: Wire>(&self, request: Request<Streaming<W::Request>>) -> ReceiverStream<Result<W::Response, Status>> {
         let peer = request.remote_addr();
         let (responses, receiver) = mpsc::channel(RESPONSE_QUEUE);
-        let task =
-            StreamTask::<W> { service: self.clone(), inbound: request.into_inner(), responses, changed_at: None };
+        let task = StreamTask::<W> {
+            service: self.clone(),
+            inbound: request.into_inner(),
+            responses,
+            changed_at: None,
+            held: Vec::new(),
+        };
         let span =
             info_span!("ads", protocol = W::NAME, peer = %peer.map_or_else(|| "?".to_owned(), |p| p.to_string()));
         tokio::spawn(task.run().instrument(span));
@@ -100,6 +105,8 @@ struct StreamTask<W: Wire> {
     responses: mpsc::Sender<Result<W::Response, Status>>,
     /// When the latest snapshot reached this stream, until the proxy has ACKed all of it.
     changed_at: Option<Instant>,
+    /// What was held back at the last push (logged when it changes).
+    held: Vec<stream::Held>,
 }
 
 /// Why a stream ended.
@@ -140,6 +147,7 @@ impl<W: Wire> StreamTask<W> {
                     }
                     registration.update(state.snapshot().version(), state.sync(), acked_sets(&state));
                     self.observe_convergence(&state);
+                    self.note_held(&state);
                 }
                 tokio::select! {
                     changed = snapshots.changed() => {
@@ -155,6 +163,7 @@ impl<W: Wire> StreamTask<W> {
                         }
                         registration.update(state.snapshot().version(), state.sync(), acked_sets(&state));
                     self.observe_convergence(&state);
+                    self.note_held(&state);
                     }
                     message = self.inbound.message() => match message {
                         Ok(Some(request)) => next = Some(request),
@@ -196,6 +205,22 @@ impl<W: Wire> StreamTask<W> {
             RequestOutcome::Stale => debug!(type = %kind, %nonce, "← stale request ignored"),
         }
         self.send(responses).await
+    }
+
+    /// Says what make-before-break is holding back, once per change of what is held.
+    fn note_held(&mut self, state: &StreamState) {
+        if state.held() == self.held.as_slice() {
+            return;
+        }
+        for held in state.held() {
+            debug!(
+                type = %held.kind,
+                name = %held.name,
+                waiting_for = ?held.waiting_for,
+                "holding back the new version until the proxy has warmed these clusters (make-before-break)"
+            );
+        }
+        self.held = state.held().to_vec();
     }
 
     fn metrics(&self) -> &Metrics {

@@ -148,11 +148,20 @@ pub struct StreamState {
     snapshot: Arc<Snapshot>,
     types: [TypeState; 4],
     nonces: u64,
+    held: Vec<Held>,
+}
+
+/// A listener or route whose new version waits until the proxy has warmed the clusters it sends traffic to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub kind: ResourceType,
+    pub name: String,
+    pub waiting_for: Vec<String>,
 }
 
 impl StreamState {
     pub fn new(protocol: Protocol, snapshot: Arc<Snapshot>) -> StreamState {
-        StreamState { protocol, snapshot, types: Default::default(), nonces: 0 }
+        StreamState { protocol, snapshot, types: Default::default(), nonces: 0, held: Vec::new() }
     }
 
     pub fn protocol(&self) -> Protocol {
@@ -265,18 +274,20 @@ impl StreamState {
     /// Sends what is due, type by type in push order.
     fn pump(&mut self) -> Vec<Response> {
         let mut responses = Vec::new();
+        let mut held = Vec::new();
         let clusters = self.desired_clusters();
         let eds_names: BTreeSet<String> = clusters.iter().filter_map(|(_, c)| c.references.endpoints.clone()).collect();
         for kind in ResourceType::ALL {
             let desired = match kind {
                 ResourceType::Cluster => Arc::clone(&clusters),
                 ResourceType::Endpoint => self.desired_endpoints(&eds_names),
-                ResourceType::Listener | ResourceType::Route => self.desired_when_warm(kind),
+                ResourceType::Listener | ResourceType::Route => self.desired_when_warm(kind, &mut held),
             };
             if let Some(response) = self.respond(kind, desired) {
                 responses.push(response);
             }
         }
+        self.held = held;
         responses
     }
 
@@ -313,32 +324,35 @@ impl StreamState {
     }
 
     /// Listeners or routes of the snapshot, holding back new versions that need a cluster not yet warm.
-    fn desired_when_warm(&self, kind: ResourceType) -> Arc<ResourceSet> {
+    fn desired_when_warm(&self, kind: ResourceType, held: &mut Vec<Held>) -> Arc<ResourceSet> {
         let state = &self.types[kind.index()];
         let base = state.select(self.snapshot.resources(kind));
-        let mut held = false;
+        let held_before = held.len();
         let mut chosen = BTreeMap::new();
         for (name, new) in base.iter() {
             let old = state.sent.get(name);
-            if old.is_some_and(|old| old.version == new.version) || self.clusters_warm(new) {
+            let cold =
+                if old.is_some_and(|old| old.version == new.version) { Vec::new() } else { self.cold_clusters(new) };
+            if cold.is_empty() {
                 chosen.insert(name.clone(), Arc::clone(new));
             } else {
-                held = true;
+                held.push(Held { kind, name: name.clone(), waiting_for: cold });
                 if let Some(old) = old {
                     chosen.insert(name.clone(), Arc::clone(old));
                 }
             }
         }
-        if held { Arc::new(ResourceSet::new(chosen)) } else { base }
+        if held.len() > held_before { Arc::new(ResourceSet::new(chosen)) } else { base }
     }
 
-    /// Whether every cluster `resource` sends traffic to is warm on the proxy (or will never be: not in the snapshot).
-    fn clusters_warm(&self, resource: &Resource) -> bool {
+    /// The clusters `resource` sends traffic to that the proxy has not warmed yet (clusters not in the snapshot never
+    /// will be, and do not count).
+    fn cold_clusters(&self, resource: &Resource) -> Vec<String> {
         let snapshot_clusters = self.snapshot.resources(ResourceType::Cluster);
         let snapshot_endpoints = self.snapshot.resources(ResourceType::Endpoint);
         let acked_clusters = &self.types[ResourceType::Cluster.index()].acked;
         let acked_endpoints = &self.types[ResourceType::Endpoint.index()].acked;
-        resource.references.clusters.iter().all(|name| {
+        let warm = |name: &String| {
             if !snapshot_clusters.contains(name) {
                 return true;
             }
@@ -349,7 +363,13 @@ impl StreamState {
                     Some(eds) => acked_endpoints.contains(eds) || !snapshot_endpoints.contains(eds),
                 },
             }
-        })
+        };
+        resource.references.clusters.iter().filter(|name| !warm(name)).cloned().collect()
+    }
+
+    /// Listeners and routes held back at the last push, with the clusters they wait for.
+    pub fn held(&self) -> &[Held] {
+        &self.held
     }
 
     fn respond(&mut self, kind: ResourceType, desired: Arc<ResourceSet>) -> Option<Response> {

@@ -209,6 +209,11 @@ fn routes_to_a_new_cluster_wait_until_its_endpoints_are_acked() {
     let eds = one(proxy.subscribe(Endpoint, &["v1", "v2"]), Endpoint);
     assert_eq!(names(&eds), ["v1", "v2"]);
     assert_eq!(proxy.status(Route), "STALE", "routes are behind while held");
+    assert_eq!(
+        proxy.state.held(),
+        [Held { kind: Route, name: ROUTES.to_owned(), waiting_for: vec!["v2".to_owned()] }],
+        "the route waits for v2's endpoints"
+    );
     let rds = one(proxy.ack(&eds, &["v1", "v2"]), Route);
     let clusters = &rds.resources[0].references.clusters;
     assert!(clusters.contains("v2"));
