@@ -13,20 +13,32 @@
 //! eds_cluster_config: { eds_config: { ads: {}, resource_api_version: V3 } }
 //! ```
 //!
+//! Raw resources go to every proxy, unless a `resources:` document names the proxies they are for with
+//! `proxies:` (every field optional; labels match when the proxy has them all):
+//!
+//! ```yaml
+//! proxies: { role: gateway, labels: { istio: ingressgateway }, namespace: istio-system }
+//! resources:
+//! - "@type": type.googleapis.com/envoy.config.listener.v3.Listener
+//!   ...
+//! ```
+//!
 //! A document that does not read is reported with its file and position and skipped; the rest is served.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use api_protos::{Any, reflect};
+use translator::ProxySelector;
 
 use crate::snapshot::{Snapshot, SnapshotBuilder};
 
-/// Where a resource came from: a file and the document's position in it (from 1).
+/// Where a resource came from: a file and the document's position in it (from 1), and which proxies it is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin {
     pub file: PathBuf,
     pub document: usize,
+    pub proxies: ProxySelector,
 }
 
 impl fmt::Display for Origin {
@@ -103,7 +115,7 @@ pub fn load(dir: &Path) -> Result<Loaded, std::io::Error> {
                     .extend(diagnostics.into_iter().filter(|d| !d.message.starts_with("failed to parse YAML")));
             }
             Err(err) => loaded.diagnostics.push(Diagnostic {
-                origin: Origin { file: file.clone(), document: 0 },
+                origin: Origin { file: file.clone(), document: 0, proxies: ProxySelector::all() },
                 message: format!("failed to read the file: {err}"),
             }),
         }
@@ -134,7 +146,7 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), std::io::Er
 pub fn read_documents(file: &Path, text: &str, loaded: &mut Loaded) {
     use serde::Deserialize;
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let origin = Origin { file: file.to_owned(), document: index + 1 };
+        let origin = Origin { file: file.to_owned(), document: index + 1, proxies: ProxySelector::all() };
         let value = match serde_json::Value::deserialize(document) {
             Ok(value) => value,
             Err(err) => {
@@ -155,14 +167,26 @@ fn read_value(origin: &Origin, value: serde_json::Value, loaded: &mut Loaded) {
             Ok(any) => loaded.resources.push((origin.clone(), any)),
             Err(err) => loaded.diagnostics.push(diagnostic(err.to_string())),
         },
-        serde_json::Value::Object(mut object) if object.contains_key("resources") => match object.remove("resources") {
-            Some(serde_json::Value::Array(items)) => {
-                for item in items {
-                    read_value(origin, item, loaded);
+        serde_json::Value::Object(mut object) if object.contains_key("resources") => {
+            let mut origin = origin.clone();
+            if let Some(proxies) = object.remove("proxies") {
+                match serde_json::from_value::<ProxySelector>(proxies) {
+                    Ok(selector) => origin.proxies = selector,
+                    Err(err) => {
+                        loaded.diagnostics.push(diagnostic(format!("\"proxies\" is not a proxy selector: {err}")));
+                        return;
+                    }
                 }
             }
-            _ => loaded.diagnostics.push(diagnostic("\"resources\" must be a list of resources".to_owned())),
-        },
+            match object.remove("resources") {
+                Some(serde_json::Value::Array(items)) => {
+                    for item in items {
+                        read_value(&origin, item, loaded);
+                    }
+                }
+                _ => loaded.diagnostics.push(diagnostic("\"resources\" must be a list of resources".to_owned())),
+            }
+        }
         // Istio and Kubernetes objects: read by the translator.
         serde_json::Value::Object(object) if object.contains_key("apiVersion") || object.contains_key("kind") => {}
         _ => loaded.diagnostics.push(diagnostic(
@@ -232,6 +256,21 @@ endpoints:
         let snapshot = loaded.snapshot();
         assert_eq!(snapshot.resources(ResourceType::Cluster).len(), 1);
         assert!(loaded.diagnostics[0].message.contains("already taken"), "{:?}", loaded.diagnostics);
+    }
+
+    #[test]
+    fn a_resources_list_may_name_its_proxies() {
+        let mut loaded = Loaded::default();
+        let list = format!(
+            "proxies: {{role: gateway, labels: {{istio: ingressgateway}}}}\nresources:\n- {}\n---\n{CLUSTER}",
+            indent(CLUSTER)
+        );
+        read_documents(Path::new("targeted.yaml"), &list, &mut loaded);
+        let selectors: Vec<Option<String>> = loaded.resources.iter().map(|(o, _)| o.proxies.role.clone()).collect();
+        assert_eq!(selectors, [Some("gateway".to_owned()), None]);
+        let mut bad = Loaded::default();
+        read_documents(Path::new("bad.yaml"), "proxies: {colour: blue}\nresources: []\n", &mut bad);
+        assert!(bad.diagnostics[0].message.contains("proxy selector"), "{:?}", bad.diagnostics);
     }
 
     #[test]

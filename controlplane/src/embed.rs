@@ -33,12 +33,12 @@ use api_protos::Any;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use translator::{Diagnostic, Role, Severity, Translator, World};
+use translator::{Diagnostic, ProxySelector, Role, Severity, Translator, World};
 
 use crate::State;
 use crate::bootstrap::BootstrapOptions;
 use crate::registry::ProxyStatus;
-use crate::snapshot::SnapshotBuilder;
+use crate::snapshot::Resource;
 
 /// Failures of the embedded control plane.
 #[derive(Debug, thiserror::Error)]
@@ -182,13 +182,12 @@ impl ControlPlane {
             for problem in &loaded.diagnostics {
                 diagnostics.push(Diagnostic::error(problem.to_string()));
             }
-            raw.extend(loaded.resources.into_iter().map(|(_, any)| any));
+            raw.extend(loaded.resources.into_iter().map(|(origin, any)| (origin.proxies, any)));
         }
-        raw.extend(sources.raw.values().flatten().cloned());
+        raw.extend(sources.raw.values().flatten().map(|any| (ProxySelector::all(), any.clone())));
         // Raw resources must read on their own, whatever else is served.
-        let mut check = SnapshotBuilder::default();
-        for resource in &raw {
-            check.add_any(resource)?;
+        for (_, resource) in &raw {
+            Resource::from_any(resource)?;
         }
         let (world, duplicates) = World::new(inputs);
         diagnostics.extend(duplicates);
@@ -198,8 +197,8 @@ impl ControlPlane {
         if !errors.is_empty() {
             return Err(EmbedError::Invalid(errors));
         }
-        let rebuild =
-            state.cache.set_builder(crate::pipeline::builder(translator, Arc::new(raw), Arc::clone(&state.metrics)));
+        let builder = crate::pipeline::targeted_builder(translator, Arc::new(raw), Arc::clone(&state.metrics));
+        let rebuild = state.cache.set_builder(builder);
         if let Some((_, err)) = rebuild.failed.into_iter().next() {
             return Err(EmbedError::Raw(err));
         }

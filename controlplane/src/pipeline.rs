@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use api_protos::Any;
 use tracing::{info, warn};
-use translator::{Diagnostic, ProxyClass, Severity, Translator};
+use translator::{Diagnostic, ProxyClass, ProxySelector, Severity, Translator};
 
 use crate::cache::Builder;
 use crate::metrics::Metrics;
@@ -14,6 +14,16 @@ use crate::snapshot::SnapshotBuilder;
 /// A cache builder serving each class its translation of the World behind `translator`, plus every raw resource.
 /// A raw resource named like a translated one is not served (the translated one is), and that is logged.
 pub fn builder(translator: Arc<Translator>, raw: Arc<Vec<Any>>, metrics: Arc<Metrics>) -> Builder {
+    let targeted = raw.iter().map(|any| (ProxySelector::all(), any.clone())).collect();
+    targeted_builder(translator, Arc::new(targeted), metrics)
+}
+
+/// Like [`builder`], with each raw resource served only to the classes its selector picks.
+pub fn targeted_builder(
+    translator: Arc<Translator>,
+    raw: Arc<Vec<(ProxySelector, Any)>>,
+    metrics: Arc<Metrics>,
+) -> Builder {
     Arc::new(move |class: &ProxyClass| {
         let started = Instant::now();
         let translation = translator.translate(class);
@@ -25,7 +35,10 @@ pub fn builder(translator: Arc<Translator>, raw: Arc<Vec<Any>>, metrics: Arc<Met
         for resource in translation.resources() {
             snapshot.add_any(&resource)?;
         }
-        for resource in raw.iter() {
+        for (selector, resource) in raw.iter() {
+            if !selector.matches(class) {
+                continue;
+            }
             if let Err(err) = snapshot.add_any(resource) {
                 warn!(class = %class, error = %err, "raw Envoy resource not served");
             }

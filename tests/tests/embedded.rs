@@ -123,3 +123,26 @@ async fn invalid_input_is_refused_before_anything_is_served() -> Result<()> {
     assert!(err.to_string().contains("not_a_field"), "{err}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn raw_resources_go_only_to_the_proxies_they_name() -> Result<()> {
+    let a = Backend::start("a").await?;
+    let port = free_port();
+    let targeted = |role: &str| {
+        let documents: Vec<String> = raw_config(port, a.addr(), None)
+            .split("\n---\n")
+            .map(|document| format!("- {}", document.trim().replace('\n', "\n  ")))
+            .collect();
+        format!("proxies: {{ role: {role} }}\nresources:\n{}\n", documents.join("\n"))
+    };
+    let control_plane = ControlPlane::start().await?;
+    control_plane.apply("config", &targeted("sidecar"))?;
+    let _envoy = envoy_for(&control_plane, "gw").await?;
+    control_plane.wait_synced(Some("gw"), WAIT).await?;
+    let listen = SocketAddr::from(([127, 0, 0, 1], port));
+    assert!(http_get(listen, "x", "/", &[]).await.is_err(), "a gateway gets no sidecar-only listener");
+    control_plane.apply("config", &targeted("gateway"))?;
+    control_plane.wait_synced(Some("gw"), WAIT).await?;
+    assert_eq!(http_get(listen, "x", "/", &[]).await?.body, "a");
+    Ok(())
+}

@@ -21,5 +21,5 @@ pub mod validate;
 
 pub use diagnostics::{Diagnostic, ObjectRef, Severity};
 pub use input::{Input, Kind, World, read_yaml};
-pub use proxy::{ProxyClass, Role};
+pub use proxy::{ProxyClass, ProxySelector, Role};
 pub use translate::{Translation, Translator, translate};

@@ -99,6 +99,28 @@ impl fmt::Display for ProxyClass {
     }
 }
 
+/// Which proxy classes something is for: every field that is set must match (labels: a subset of the class's).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxySelector {
+    pub role: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub namespace: Option<String>,
+}
+
+impl ProxySelector {
+    /// The selector that picks every class.
+    pub fn all() -> ProxySelector {
+        ProxySelector::default()
+    }
+
+    pub fn matches(&self, class: &ProxyClass) -> bool {
+        self.role.as_deref().is_none_or(|role| Role::parse(role) == Some(class.role))
+            && self.namespace.as_deref().is_none_or(|namespace| namespace == class.namespace)
+            && self.labels.iter().all(|(k, v)| class.labels.get(k) == Some(v))
+    }
+}
+
 /// The parts of an Istio node id (`type~ip~pod.namespace~domain`) that decide a class.
 struct IstioNodeId {
     role: Role,
@@ -194,6 +216,24 @@ mod tests {
     fn a_bare_node_is_a_sidecar_in_the_default_namespace() {
         let class = ProxyClass::from_node(&Node { id: "plain".into(), ..Default::default() });
         assert_eq!(class, ProxyClass::new(Role::Sidecar));
+    }
+
+    #[test]
+    fn selectors_match_role_namespace_and_a_subset_of_labels() {
+        let mut gateway = ProxyClass::new(Role::Gateway);
+        gateway.labels.insert("istio".into(), "ingressgateway".into());
+        gateway.labels.insert("extra".into(), "x".into());
+        assert!(ProxySelector::all().matches(&gateway));
+        let by_labels = ProxySelector {
+            labels: [("istio".to_owned(), "ingressgateway".to_owned())].into_iter().collect(),
+            ..ProxySelector::default()
+        };
+        assert!(by_labels.matches(&gateway));
+        assert!(!by_labels.matches(&ProxyClass::new(Role::Sidecar)));
+        let by_role = ProxySelector { role: Some("sidecar".into()), ..ProxySelector::default() };
+        assert!(!by_role.matches(&gateway));
+        let by_namespace = ProxySelector { namespace: Some("default".into()), ..ProxySelector::default() };
+        assert!(by_namespace.matches(&gateway));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use api_protos::Any;
-use translator::{Diagnostic, ProxyClass, Role, Translator, World};
+use translator::{Diagnostic, ProxyClass, ProxySelector, Role, Translator, World};
 
 use crate::config_dir;
 use crate::snapshot::{Snapshot, SnapshotBuilder};
@@ -13,7 +13,8 @@ use crate::snapshot::{Snapshot, SnapshotBuilder};
 /// A file or directory, read and prepared for translation.
 pub struct Offline {
     pub translator: Translator,
-    pub raw: Vec<Any>,
+    /// Raw Envoy resources, with the proxies they are for.
+    pub raw: Vec<(ProxySelector, Any)>,
     /// Problems reading files and raw resources, as one-line messages.
     pub read_problems: Vec<String>,
     /// Reader and World diagnostics (before any class is translated).
@@ -34,7 +35,7 @@ impl Offline {
         diagnostics.extend(translator.diagnostics().iter().cloned());
         Ok(Offline {
             translator,
-            raw: loaded.resources.into_iter().map(|(_, any)| any).collect(),
+            raw: loaded.resources.into_iter().map(|(origin, any)| (origin.proxies, any)).collect(),
             read_problems: loaded.diagnostics.iter().map(ToString::to_string).collect(),
             diagnostics,
         })
@@ -45,7 +46,8 @@ impl Offline {
         let translation = self.translator.translate(class);
         let mut builder = SnapshotBuilder::default();
         let mut problems = Vec::new();
-        for resource in translation.resources().iter().chain(&self.raw) {
+        let raw = self.raw.iter().filter(|(selector, _)| selector.matches(class)).map(|(_, any)| any);
+        for resource in translation.resources().iter().chain(raw) {
             if let Err(err) = builder.add_any(resource) {
                 problems.push(Diagnostic::warning(format!("raw Envoy resource not served: {err}")));
             }

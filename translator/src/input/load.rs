@@ -40,8 +40,8 @@ fn read_value(value: Value, source: &Source, inputs: &mut Vec<Input>, diagnostic
         }
         return;
     };
-    if object.contains_key("@type") {
-        return; // A raw Envoy resource: served as-is by the control plane, not translated.
+    if object.contains_key("@type") || (object.contains_key("resources") && !object.contains_key("kind")) {
+        return; // Raw Envoy resources: served as-is by the control plane, not translated.
     }
     let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
