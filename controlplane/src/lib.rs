@@ -13,6 +13,7 @@ pub mod builders;
 pub mod cache;
 pub mod cli;
 pub mod config_dir;
+pub mod crds;
 pub mod embed;
 pub mod explain;
 pub mod metrics;

@@ -2,6 +2,7 @@
 
 mod analyze;
 mod bootstrap;
+mod crds;
 mod explain;
 mod http;
 mod offline;
@@ -40,6 +41,7 @@ enum Command {
     Explain(explain::Args),
     Status(status::Args),
     Wait(wait::Args),
+    Crds(crds::Args),
 }
 
 /// Output formats of the verbs that print data.
@@ -62,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Explain(args) => explain::run(args).map(|()| ExitCode::SUCCESS),
         Command::Status(args) => status::run(args).map(|()| ExitCode::SUCCESS),
         Command::Wait(args) => wait::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Crds(args) => crds::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -74,7 +77,8 @@ pub fn main() -> ExitCode {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // kube's client logs every failed request of a retry loop; the Kubernetes source says once what failed and why.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube_client::client=off"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {

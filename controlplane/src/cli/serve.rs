@@ -12,23 +12,34 @@ use tracing::info;
 
 use crate::State;
 use crate::sources::directory::{Debounce, DirectorySource};
+use crate::sources::kubernetes::{self, KubernetesSource};
 
-/// Serve xDS to Envoy from a directory of configuration.
+/// Serve xDS to Envoy from a directory of configuration, or from a Kubernetes cluster.
 ///
 /// The directory holds Istio objects (Gateway, VirtualService, DestinationRule, ServiceEntry), Kubernetes Services,
 /// EndpointSlices and Pods, and raw Envoy resources (YAML or JSON with "@type"). Each proxy gets the translation
 /// for its class plus every raw resource; changes to the directory are picked up while serving.
 ///
+/// With --kubernetes, the same kinds are watched in the cluster kube finds (in-cluster service account, else
+/// $KUBECONFIG or ~/.kube/config); `pilotfish crds` prints the Istio CRDs for clusters without Istio.
+///
 /// Example:
 ///   pilotfish serve --config-dir examples/raw-envoy/config
 ///   pilotfish bootstrap --node-id gw --role gateway > envoy.yaml && envoy -c envoy.yaml
 ///   curl -s 127.0.0.1:15014/debug/syncz
+///   pilotfish serve --kubernetes --namespace bookinfo
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
     /// Directory of configuration files, read recursively and watched.
-    #[arg(long, value_name = "DIR")]
-    config_dir: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "kubernetes", conflicts_with = "kubernetes")]
+    config_dir: Option<PathBuf>,
+    /// Watch a Kubernetes cluster instead of a directory.
+    #[arg(long)]
+    kubernetes: bool,
+    /// With --kubernetes: read only this namespace (default: all).
+    #[arg(long, value_name = "NS")]
+    namespace: Option<String>,
     /// Where Envoys connect for ADS (gRPC).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15010")]
     xds_address: SocketAddr,
@@ -53,9 +64,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
-    if !args.config_dir.is_dir() {
-        anyhow::bail!("--config-dir {}: not a directory", args.config_dir.display());
+    if args.namespace.is_some() && !args.kubernetes {
+        anyhow::bail!("--namespace filters what --kubernetes reads; it needs --kubernetes");
     }
+    if let Some(dir) = &args.config_dir
+        && !dir.is_dir()
+    {
+        anyhow::bail!("--config-dir {}: not a directory", dir.display());
+    }
+    let client = if args.kubernetes { Some(kubernetes::default_client().await?) } else { None };
     let state = State::default();
     let listener = TcpListener::bind(args.xds_address)
         .await
@@ -68,14 +85,23 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         let _ = stopped.wait_for(|stop| *stop).await.is_ok();
     };
     let admin_task = tokio::spawn(crate::admin::serve(admin, state.clone(), wait(stopped.clone())));
-    let source = DirectorySource::new(args.config_dir.clone(), state.clone());
-    source.catch_up();
-    state.refresh.set({
-        let source = Arc::clone(&source);
-        Arc::new(move || source.catch_up())
-    });
     let debounce = Debounce { quiet: args.debounce_quiet, max_delay: args.debounce_max };
-    let watcher = tokio::spawn(Arc::clone(&source).watch(debounce));
+    let watcher = match (client, args.config_dir) {
+        (Some(client), _) => {
+            let settings = kubernetes::Settings { namespace: args.namespace, debounce, ..Default::default() };
+            tokio::spawn(KubernetesSource::new(client, settings, state.clone()).run())
+        }
+        (None, Some(dir)) => {
+            let source = DirectorySource::new(dir, state.clone());
+            source.catch_up();
+            state.refresh.set({
+                let source = Arc::clone(&source);
+                Arc::new(move || source.catch_up())
+            });
+            tokio::spawn(Arc::clone(&source).watch(debounce))
+        }
+        (None, None) => anyhow::bail!("one of --config-dir and --kubernetes is required"),
+    };
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop.send(true);

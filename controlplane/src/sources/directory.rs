@@ -39,6 +39,62 @@ impl Default for Debounce {
     }
 }
 
+impl Debounce {
+    /// Waits out a burst whose first change just arrived: returns once `changes` has been quiet for `quiet`, or
+    /// `max_delay` after the burst began, whichever comes first. Returns how long the burst lasted.
+    pub async fn settle(&self, changes: &mut mpsc::UnboundedReceiver<()>) -> Duration {
+        let burst_started = Instant::now();
+        let deadline = burst_started + self.max_delay;
+        while let Ok(Some(())) =
+            tokio::time::timeout(self.quiet.min(deadline.saturating_duration_since(Instant::now())), changes.recv())
+                .await
+        {
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        burst_started.elapsed()
+    }
+}
+
+/// The last valid version of every object, so an edit that makes one invalid does not take it away.
+#[derive(Debug, Default)]
+pub struct LastValid(Mutex<BTreeMap<ObjectRef, Input>>);
+
+impl LastValid {
+    /// Replaces objects that are invalid now by their last valid version, if they had one, and remembers the valid
+    /// ones. Returns the inputs to translate and a message per object kept.
+    pub fn keep(&self, inputs: Vec<Input>) -> (Vec<Input>, Vec<String>) {
+        let mut last_valid = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (world, _) = World::new(inputs.clone());
+        let invalid = validate(&world).invalid;
+        let mut kept = Vec::new();
+        let mut result = Vec::with_capacity(inputs.len());
+        let mut seen = BTreeMap::new();
+        for input in inputs {
+            let reference = input.reference();
+            if invalid.contains(&reference) {
+                if let Some(previous) = last_valid.get(&reference) {
+                    let message =
+                        format!("{reference} is invalid now; serving its last valid version until it is fixed");
+                    warn!("{message}");
+                    kept.push(message);
+                    seen.insert(reference, ());
+                    result.push(previous.clone());
+                    continue;
+                }
+            } else {
+                last_valid.insert(reference.clone(), input.clone());
+            }
+            seen.insert(reference, ());
+            result.push(input);
+        }
+        // Objects gone from the files are gone.
+        last_valid.retain(|reference, _| seen.contains_key(reference));
+        (result, kept)
+    }
+}
+
 /// A file as last read successfully.
 #[derive(Clone)]
 struct FileRead {
@@ -52,13 +108,12 @@ pub struct DirectorySource {
     dir: PathBuf,
     state: State,
     files: Mutex<Option<BTreeMap<PathBuf, FileRead>>>,
-    /// The last valid version of every object, so an edit that makes one invalid does not take it away.
-    last_valid: Mutex<BTreeMap<ObjectRef, Input>>,
+    last_valid: LastValid,
 }
 
 impl DirectorySource {
     pub fn new(dir: PathBuf, state: State) -> Arc<DirectorySource> {
-        Arc::new(DirectorySource { dir, state, files: Mutex::new(None), last_valid: Mutex::default() })
+        Arc::new(DirectorySource { dir, state, files: Mutex::new(None), last_valid: LastValid::default() })
     }
 
     /// Reads whatever changed since the last read and publishes the result; a no-op when nothing did.
@@ -112,7 +167,7 @@ impl DirectorySource {
                 })
             })
             .collect();
-        let (inputs, kept) = self.keep_last_valid(inputs);
+        let (inputs, kept) = self.last_valid.keep(inputs);
         let (world, duplicates) = World::new(inputs);
         let translator = Arc::new(Translator::new(&world));
         let mut diagnostics: Vec<String> = files.values().flat_map(|f| f.problems.iter().cloned()).collect();
@@ -153,38 +208,6 @@ impl DirectorySource {
         );
     }
 
-    /// Replaces objects that are invalid now by their last valid version, if they had one, and remembers the valid
-    /// ones. Returns the inputs to translate and a message per object kept.
-    fn keep_last_valid(&self, inputs: Vec<Input>) -> (Vec<Input>, Vec<String>) {
-        let mut last_valid = self.last_valid.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (world, _) = World::new(inputs.clone());
-        let invalid = validate(&world).invalid;
-        let mut kept = Vec::new();
-        let mut result = Vec::with_capacity(inputs.len());
-        let mut seen = BTreeMap::new();
-        for input in inputs {
-            let reference = input.reference();
-            if invalid.contains(&reference) {
-                if let Some(previous) = last_valid.get(&reference) {
-                    let message =
-                        format!("{reference} is invalid now; serving its last valid version until it is fixed");
-                    warn!("{message}");
-                    kept.push(message);
-                    seen.insert(reference, ());
-                    result.push(previous.clone());
-                    continue;
-                }
-            } else {
-                last_valid.insert(reference.clone(), input.clone());
-            }
-            seen.insert(reference, ());
-            result.push(input);
-        }
-        // Objects gone from the files are gone.
-        last_valid.retain(|reference, _| seen.contains_key(reference));
-        (result, kept)
-    }
-
     /// Watches the directory until the task is dropped: file events are debounced into `catch_up`, with a slow
     /// poll as a safety net (e.g. for file systems without inotify).
     pub async fn watch(self: Arc<Self>, debounce: Debounce) {
@@ -210,19 +233,8 @@ impl DirectorySource {
                 return;
             }
             if first.is_ok() {
-                let burst_started = Instant::now();
-                let deadline = burst_started + debounce.max_delay;
-                while let Ok(Some(())) = tokio::time::timeout(
-                    debounce.quiet.min(deadline.saturating_duration_since(Instant::now())),
-                    changes.recv(),
-                )
-                .await
-                {
-                    if Instant::now() >= deadline {
-                        break;
-                    }
-                }
-                self.state.metrics.debounce.observe(burst_started.elapsed().as_secs_f64());
+                let burst = debounce.settle(&mut changes).await;
+                self.state.metrics.debounce.observe(burst.as_secs_f64());
             }
             let source = Arc::clone(&self);
             let _ = tokio::task::spawn_blocking(move || source.catch_up()).await;
