@@ -182,8 +182,9 @@ impl DirectorySource {
         let raw: Vec<&(Origin, Any)> = files.values().flat_map(|f| f.raw.iter()).collect();
         let raw_resources: Vec<_> =
             raw.iter().map(|(origin, any)| json!({ "type": any.type_url, "source": origin.to_string() })).collect();
-        let raw = Arc::new(raw.into_iter().map(|(_, any)| any.clone()).collect());
-        let rebuild = self.state.cache.set_builder(pipeline::builder(translator, raw, Arc::clone(&self.state.metrics)));
+        let raw = Arc::new(raw.into_iter().map(|(origin, any)| (origin.proxies.clone(), any.clone())).collect());
+        let builder = pipeline::targeted_builder(translator, raw, Arc::clone(&self.state.metrics));
+        let rebuild = self.state.cache.set_builder(builder);
         for (class, err) in &rebuild.failed {
             warn!(class = %class, error = %err, "not publishing for this class: serving its last good config");
         }
