@@ -123,6 +123,38 @@ impl SnapshotCache {
         rebuild
     }
 
+    /// Publishes a builder, but updates the classes with connected proxies by `patch`ing their current snapshot
+    /// instead of running the builder: the endpoint fast path, where rebuilding everything would redo work whose
+    /// result cannot change. A class whose patch fails keeps its last good snapshot.
+    pub fn patch(
+        &self,
+        builder: Builder,
+        patch: impl Fn(&ProxyClass, &Snapshot) -> Result<Snapshot, SnapshotError>,
+    ) -> Rebuild {
+        let mut inner = self.lock();
+        inner.builder = Some(builder);
+        inner.watchers.retain(|_, sender| sender.receiver_count() > 0);
+        let watched: Vec<ProxyClass> = inner.watchers.keys().cloned().collect();
+        inner.built.retain(|class, _| watched.contains(class));
+        let mut rebuild = Rebuild::default();
+        for class in watched {
+            let Some(current) = inner.built.get(&class).cloned() else { continue };
+            match patch(&class, &current).and_then(|snapshot| snapshot.consistent().map(|()| snapshot)) {
+                Ok(snapshot) => {
+                    inner.built.insert(class.clone(), Arc::new(snapshot));
+                    let current = inner.current(&class);
+                    if let Some(sender) = inner.watchers.get(&class)
+                        && sender.send_if_modified(|published| replace_if_changed(published, current))
+                    {
+                        rebuild.changed.push(class.clone());
+                    }
+                }
+                Err(err) => rebuild.failed.push((class, err)),
+            }
+        }
+        rebuild
+    }
+
     /// Publishes the snapshot of one class. Returns whether anything changed.
     pub fn set(&self, class: &ProxyClass, snapshot: Snapshot) -> Result<bool, SnapshotError> {
         snapshot.consistent()?;

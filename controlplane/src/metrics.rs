@@ -38,6 +38,8 @@ pub struct Metrics {
     pub translation: Histogram,
     pub debounce: Histogram,
     pub config_reloads: Counter,
+    /// Changes that only touched endpoints and took the fast path.
+    pub endpoint_fast_path: Counter,
     connected: Family<ClassLabels, Gauge>,
     registry: Registry,
 }
@@ -59,6 +61,7 @@ impl Metrics {
         let translation = Histogram::new(latency_buckets());
         let debounce = Histogram::new(latency_buckets());
         let config_reloads = Counter::default();
+        let endpoint_fast_path = Counter::default();
         registry.register("xds_pushes", "xDS responses sent, by type", pushes.clone());
         registry.register("xds_push_bytes", "Bytes of resources sent, by type", push_bytes.clone());
         registry.register("xds_nacks", "Responses proxies rejected, by type", nacks.clone());
@@ -79,7 +82,23 @@ impl Metrics {
             debounce.clone(),
         );
         registry.register("config_reloads", "Times the configuration was read", config_reloads.clone());
-        Metrics { pushes, push_bytes, nacks, convergence, translation, debounce, config_reloads, connected, registry }
+        registry.register(
+            "endpoint_fast_path",
+            "Changes that only touched endpoints, pushed without a full translation",
+            endpoint_fast_path.clone(),
+        );
+        Metrics {
+            pushes,
+            push_bytes,
+            nacks,
+            convergence,
+            translation,
+            debounce,
+            config_reloads,
+            endpoint_fast_path,
+            connected,
+            registry,
+        }
     }
 
     pub fn for_type(kind: api_protos::ResourceType) -> TypeLabels {

@@ -7,8 +7,11 @@ use api_protos::Any;
 use tracing::{info, warn};
 use translator::{Diagnostic, ProxyClass, ProxySelector, Severity, Translator};
 
+use api_protos::ResourceType;
+
 use crate::cache::Builder;
 use crate::metrics::Metrics;
+use crate::snapshot::Resource;
 use crate::snapshot::SnapshotBuilder;
 
 /// A cache builder serving each class its translation of the World behind `translator`, plus every raw resource.
@@ -55,3 +58,51 @@ pub fn log_diagnostic(diagnostic: &Diagnostic, class: Option<&ProxyClass>) {
         Severity::Info => info!(class, "{diagnostic}"),
     }
 }
+
+/// What a source last published, to tell whether the next change can take the endpoint fast path.
+#[derive(Clone)]
+pub struct Published {
+    translator: Arc<Translator>,
+    raw: Arc<Vec<(ProxySelector, Any)>>,
+}
+
+/// Publishes the translation of a new World (and the raw resources) to the cache. When only endpoints of EDS
+/// services changed since `previous`, connected classes get just those ClusterLoadAssignments replaced in their
+/// current snapshot (the endpoint fast path) instead of a full translation.
+pub fn publish(
+    state: &crate::State,
+    translator: Arc<Translator>,
+    raw: Arc<Vec<(ProxySelector, Any)>>,
+    previous: Option<&Published>,
+) -> (crate::cache::Rebuild, Published) {
+    let builder = targeted_builder(Arc::clone(&translator), Arc::clone(&raw), Arc::clone(&state.metrics));
+    let changed_hosts = previous
+        .filter(|previous| previous.raw == raw)
+        .and_then(|previous| translator.endpoint_changes_since(&previous.translator));
+    let rebuild = match changed_hosts {
+        Some(hosts) => {
+            state.metrics.endpoint_fast_path.inc();
+            let started = Instant::now();
+            let rebuild = state.cache.patch(builder, |class, current| {
+                let assignments = translator.endpoints(class, &hosts);
+                let mut replacements = Vec::with_capacity(assignments.len());
+                for assignment in &assignments {
+                    let (_, resource) = Resource::from_message(assignment)?;
+                    replacements.push(resource);
+                }
+                Ok(current.with_replaced(ResourceType::Endpoint, replacements))
+            });
+            tracing::debug!(
+                hosts = hosts.len(),
+                took_us = started.elapsed().as_micros() as u64,
+                "endpoint-only change: pushed only the changed endpoints"
+            );
+            rebuild
+        }
+        None => state.cache.set_builder(builder),
+    };
+    (rebuild, Published { translator, raw })
+}
+
+#[cfg(test)]
+mod tests;

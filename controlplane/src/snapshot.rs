@@ -251,6 +251,20 @@ impl Snapshot {
         &self.sets[kind.index()]
     }
 
+    /// This snapshot with `replacements` (resources of type `kind`) put in place of those of the same names.
+    pub fn with_replaced(&self, kind: ResourceType, replacements: Vec<Resource>) -> Snapshot {
+        if replacements.is_empty() {
+            return self.clone();
+        }
+        let mut resources = self.resources(kind).as_ref().clone().into_map();
+        for resource in replacements {
+            resources.insert(resource.name.clone(), Arc::new(resource));
+        }
+        let mut sets = self.sets.clone();
+        sets[kind.index()] = Arc::new(ResourceSet::new(resources));
+        Snapshot { sets }
+    }
+
     /// A content hash of the whole snapshot.
     pub fn version(&self) -> String {
         let mut hasher = Xxh3::new();

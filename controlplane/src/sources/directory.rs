@@ -109,11 +109,19 @@ pub struct DirectorySource {
     state: State,
     files: Mutex<Option<BTreeMap<PathBuf, FileRead>>>,
     last_valid: LastValid,
+    /// What was published last, for the endpoint fast path.
+    published: Mutex<Option<pipeline::Published>>,
 }
 
 impl DirectorySource {
     pub fn new(dir: PathBuf, state: State) -> Arc<DirectorySource> {
-        Arc::new(DirectorySource { dir, state, files: Mutex::new(None), last_valid: LastValid::default() })
+        Arc::new(DirectorySource {
+            dir,
+            state,
+            files: Mutex::new(None),
+            last_valid: LastValid::default(),
+            published: Mutex::new(None),
+        })
     }
 
     /// Reads whatever changed since the last read and publishes the result; a no-op when nothing did.
@@ -183,8 +191,10 @@ impl DirectorySource {
         let raw_resources: Vec<_> =
             raw.iter().map(|(origin, any)| json!({ "type": any.type_url, "source": origin.to_string() })).collect();
         let raw = Arc::new(raw.into_iter().map(|(origin, any)| (origin.proxies.clone(), any.clone())).collect());
-        let builder = pipeline::targeted_builder(translator, raw, Arc::clone(&self.state.metrics));
-        let rebuild = self.state.cache.set_builder(builder);
+        let mut published = self.published.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (rebuild, now) = pipeline::publish(&self.state, translator, raw, published.as_ref());
+        *published = Some(now);
+        drop(published);
         for (class, err) in &rebuild.failed {
             warn!(class = %class, error = %err, "not publishing for this class: serving its last good config");
         }

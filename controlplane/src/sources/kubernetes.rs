@@ -103,6 +103,8 @@ pub struct KubernetesSource {
     last_valid: LastValid,
     /// Translator diagnostics of the last publication, to log only the new ones.
     last_diagnostics: Mutex<BTreeSet<String>>,
+    /// What was published last, for the endpoint fast path.
+    published: Mutex<Option<pipeline::Published>>,
     changes: mpsc::UnboundedSender<()>,
     changes_rx: Mutex<Option<mpsc::UnboundedReceiver<()>>>,
 }
@@ -118,6 +120,7 @@ impl KubernetesSource {
             store: Mutex::new(Store::default()),
             last_valid: LastValid::default(),
             last_diagnostics: Mutex::default(),
+            published: Mutex::default(),
             changes,
             changes_rx: Mutex::new(Some(changes_rx)),
         })
@@ -414,8 +417,12 @@ impl KubernetesSource {
             }
             *last = seen;
         }
-        let builder = pipeline::builder(translator, Arc::new(Vec::new()), Arc::clone(&self.state.metrics));
-        let rebuild = self.state.cache.set_builder(builder);
+        let rebuild = {
+            let mut published = lock(&self.published);
+            let (rebuild, now) = pipeline::publish(&self.state, translator, Arc::new(Vec::new()), published.as_ref());
+            *published = Some(now);
+            rebuild
+        };
         for (class, err) in &rebuild.failed {
             warn!(class = %class, error = %err, "not publishing for this class: serving its last good config");
         }

@@ -17,6 +17,9 @@ mod listener;
 mod route;
 mod sidecar;
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use api_protos::Any;
 use api_protos::any::pack;
 use api_protos::pb::envoy::config::cluster::v3::Cluster;
@@ -30,7 +33,7 @@ pub use route::gateway_name;
 use crate::analyze;
 use crate::diagnostics::{Diagnostic, sorted};
 use crate::input::World;
-use crate::model::Model;
+use crate::model::{Model, Resolution, Service};
 use crate::proxy::{ProxyClass, Role};
 use crate::validate::validate;
 
@@ -81,6 +84,48 @@ impl Translator {
     /// Diagnostics that hold for every proxy class (validation and cross-object analysis).
     pub fn diagnostics(&self) -> &[Diagnostic] {
         &self.diagnostics
+    }
+
+    /// When `self` differs from `previous` only in endpoints of services whose endpoints go over EDS (a pod came or
+    /// went, became ready, changed labels; a ServiceEntry's STATIC endpoints changed), the hosts of those services:
+    /// then only their ClusterLoadAssignments change ([`Translator::endpoints`]). None when anything else differs.
+    pub fn endpoint_changes_since(&self, previous: &Translator) -> Option<BTreeSet<String>> {
+        let (now, before) = (&self.model, &previous.model);
+        if now.gateways != before.gateways
+            || now.virtual_services != before.virtual_services
+            || now.destination_rules != before.destination_rules
+            || now.kubernetes_services != before.kubernetes_services
+            || now.services.len() != before.services.len()
+        {
+            return None;
+        }
+        let mut changed = BTreeSet::new();
+        for (host, service) in &now.services {
+            let old = before.services.get(host)?;
+            if Arc::ptr_eq(service, old) || **service == **old {
+                continue;
+            }
+            let same_but_endpoints = Service { endpoints: Vec::new(), ..(**service).clone() }
+                == Service { endpoints: Vec::new(), ..(**old).clone() };
+            if !same_but_endpoints || service.resolution != Resolution::Static {
+                return None;
+            }
+            changed.insert(host.clone());
+        }
+        Some(changed)
+    }
+
+    /// The ClusterLoadAssignments of the services `hosts` names, as [`Translator::translate`] makes them for `class`.
+    pub fn endpoints(&self, class: &ProxyClass, hosts: &BTreeSet<String>) -> Vec<ClusterLoadAssignment> {
+        let mut diagnostics = Vec::new();
+        let mut endpoints = Vec::new();
+        for host in hosts {
+            let Some(service) = self.model.services.get(host) else { continue };
+            let rule = self.model.destination_rule(host, &class.namespace);
+            endpoints.extend(cluster::service_clusters(service, rule.map(AsRef::as_ref), &mut diagnostics).1);
+        }
+        endpoints.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
+        endpoints
     }
 
     /// The resources of `class`; its diagnostics are those found translating for it.
