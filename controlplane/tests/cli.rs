@@ -284,3 +284,61 @@ fn every_verb_has_help_with_an_example_and_errors_are_one_line() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("/no/such/path"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn traffic_follows_edits_renames_and_deletes_of_the_config_directory() -> Result<()> {
+    let (v1, v2) = (Backend::start("v1").await?, Backend::start("v2").await?);
+    let port = free_port();
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("reviews.yaml");
+    let config = |weights| gateway_config(port, v1.addr(), v2.addr(), weights, "/never");
+    std::fs::write(&file, config((100, 0)))?;
+    let serve = Serve::start(dir.path())?;
+    let _envoy = gateway_envoy(&serve).await?;
+    let listen = SocketAddr::from(([127, 0, 0, 1], port));
+    let shares = || async {
+        let counts = e2e::count_backends(listen, "bookinfo.local", "/", &[], 100).await;
+        (counts.get("v1").copied().unwrap_or(0), counts.get("v2").copied().unwrap_or(0))
+    };
+    let synced = |serve: &Serve| {
+        let output = wait(serve, "20s");
+        assert!(output.status.success(), "wait: {}", text(&output));
+    };
+    synced(&serve);
+    assert_eq!(shares().await, (100, 0));
+
+    std::fs::write(&file, config((50, 50)))?;
+    synced(&serve);
+    let (a, b) = shares().await;
+    assert!(a + b == 100 && a > 20 && b > 20, "about even: {a}/{b}");
+
+    // An editor's save: write a temporary file, rename it over the original.
+    let temporary = dir.path().join(".reviews.yaml.swp");
+    std::fs::write(&temporary, config((0, 100)))?;
+    std::fs::rename(&temporary, &file)?;
+    synced(&serve);
+    assert_eq!(shares().await, (0, 100));
+
+    // Half-written YAML: the last good version stays served, and /debug/inputs says so.
+    std::fs::write(&file, format!("{}\n  - broken: [\n", config((100, 0))))?;
+    synced(&serve);
+    assert_eq!(shares().await, (0, 100));
+    let inputs = http_get(serve.admin, "x", "/debug/inputs", &[]).await?.body;
+    assert!(inputs.contains("serving its last good version"), "{inputs}");
+
+    // Renaming the file changes nothing that is served.
+    std::fs::write(&file, config((0, 100)))?;
+    std::fs::rename(&file, dir.path().join("renamed.yaml"))?;
+    synced(&serve);
+    assert_eq!(shares().await, (0, 100));
+
+    // Deleting it removes the gateway's routes: Envoy drops the listener.
+    std::fs::remove_file(dir.path().join("renamed.yaml"))?;
+    synced(&serve);
+    eventually(WAIT, "the listener gone", || async {
+        ensure!(http_get(listen, "bookinfo.local", "/", &[]).await.is_err(), "still listening");
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
