@@ -145,9 +145,7 @@ impl<W: Wire> StreamTask<W> {
                     if !self.handle(&mut state, request).await {
                         break End::ProxyClosed;
                     }
-                    registration.update(state.snapshot().version(), state.sync(), acked_sets(&state));
-                    self.observe_convergence(&state);
-                    self.note_held(&state);
+                    self.after_event(&state, &registration);
                 }
                 tokio::select! {
                     changed = snapshots.changed() => {
@@ -161,9 +159,7 @@ impl<W: Wire> StreamTask<W> {
                         if !self.send(responses).await {
                             break End::ProxyClosed;
                         }
-                        registration.update(state.snapshot().version(), state.sync(), acked_sets(&state));
-                    self.observe_convergence(&state);
-                    self.note_held(&state);
+                        self.after_event(&state, &registration);
                     }
                     message = self.inbound.message() => match message {
                         Ok(Some(request)) => next = Some(request),
@@ -228,12 +224,20 @@ impl<W: Wire> StreamTask<W> {
     }
 
     /// Records change → ACK once every type the proxy asked for is synced after a snapshot change.
-    fn observe_convergence(&mut self, state: &StreamState) {
+    fn observe_convergence(&mut self, sync: &[stream::TypeSync]) {
         let Some(changed_at) = self.changed_at else { return };
-        if state.sync().iter().filter(|s| s.requested).all(|s| s.status() == "SYNCED") {
+        if sync.iter().filter(|s| s.requested).all(|s| s.status() == "SYNCED") {
             self.metrics().convergence.observe(changed_at.elapsed().as_secs_f64());
             self.changed_at = None;
         }
+    }
+
+    /// After each request or snapshot: publish the stream's state, record convergence, log hold-backs.
+    fn after_event(&mut self, state: &StreamState, registration: &crate::registry::Registration) {
+        let sync = state.sync();
+        self.observe_convergence(&sync);
+        self.note_held(state);
+        registration.update(state.snapshot().version(), sync, acked_sets(state));
     }
 
     async fn send(&mut self, responses: Vec<stream::Response>) -> bool {
