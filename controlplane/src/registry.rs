@@ -28,9 +28,13 @@ pub struct ProxyStatus {
 }
 
 impl ProxyStatus {
-    /// Synced on every type it asked for, with nothing in flight and nothing rejected.
+    /// Synced on every type it asked for, with nothing in flight and nothing rejected. Clusters and listeners must
+    /// have been asked for: Envoy always subscribes to both, and before it has, it is still starting.
     pub fn is_synced(&self) -> bool {
-        self.sync.iter().filter(|s| s.requested).all(|s| s.status() == "SYNCED")
+        let asked = |kind: api_protos::ResourceType| self.sync.iter().any(|s| s.kind == kind && s.requested);
+        asked(api_protos::ResourceType::Cluster)
+            && asked(api_protos::ResourceType::Listener)
+            && self.sync.iter().filter(|s| s.requested).all(|s| s.status() == "SYNCED")
     }
 }
 
