@@ -166,6 +166,14 @@ pub struct Model {
     /// Kubernetes Services by namespace and name, with their selectors: gateway ports resolve through them.
     pub kubernetes_services: Vec<Arc<Object<registry::Service>>>,
     pub diagnostics: Vec<Diagnostic>,
+    /// `destination_rules` by namespace: exact hosts (the last rule wins, as `max_by_key` picks) and wildcards.
+    rule_index: BTreeMap<String, RuleIndex>,
+}
+
+#[derive(Debug, Default)]
+struct RuleIndex {
+    exact: BTreeMap<String, Arc<Object<DestinationRule>>>,
+    wildcard: Vec<(String, Arc<Object<DestinationRule>>)>,
 }
 
 impl Model {
@@ -191,6 +199,15 @@ impl Model {
             kubernetes_services: world.services.clone(),
             ..Model::default()
         };
+        for rule in &model.destination_rules {
+            let host = resolve_host(&rule.spec.host, &rule.meta.namespace);
+            let index = model.rule_index.entry(rule.meta.namespace.clone()).or_default();
+            if host.starts_with('*') {
+                index.wildcard.push((host, Arc::clone(rule)));
+            } else {
+                index.exact.insert(host, Arc::clone(rule));
+            }
+        }
         let pods: BTreeMap<(&str, &str), &Object<registry::Pod>> =
             world.pods.iter().map(|p| ((p.meta.namespace.as_str(), p.meta.name.as_str()), p.as_ref())).collect();
         for service in &world.services {
@@ -229,12 +246,16 @@ impl Model {
         let service_namespace = self.services.get(hostname).map(|s| s.namespace.as_str());
         let namespaces = [Some(proxy_namespace), service_namespace, Some(ROOT_NAMESPACE)];
         for namespace in namespaces.into_iter().flatten() {
-            let best = self
-                .destination_rules
+            let Some(index) = self.rule_index.get(namespace) else { continue };
+            if let Some(rule) = index.exact.get(hostname) {
+                return Some(rule);
+            }
+            let best = index
+                .wildcard
                 .iter()
-                .filter(|dr| dr.meta.namespace == namespace)
-                .filter(|dr| host_matches(&resolve_host(&dr.spec.host, &dr.meta.namespace), hostname))
-                .max_by_key(|dr| host_specificity(&resolve_host(&dr.spec.host, &dr.meta.namespace)));
+                .filter(|(pattern, _)| host_matches(pattern, hostname))
+                .max_by_key(|(pattern, _)| host_specificity(pattern))
+                .map(|(_, rule)| rule);
             if best.is_some() {
                 return best;
             }
