@@ -11,6 +11,7 @@ pub mod admin;
 pub mod bootstrap;
 pub mod builders;
 pub mod cache;
+pub mod capture;
 pub mod cli;
 pub mod config_dir;
 pub mod crds;

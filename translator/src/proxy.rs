@@ -16,6 +16,9 @@ pub const LABELS_KEY: &str = "LABELS";
 pub const NAMESPACE_KEY: &str = "NAMESPACE";
 pub const OUTBOUND_BIND_KEY: &str = "OUTBOUND_BIND";
 pub const DEFAULT_NAMESPACE: &str = "default";
+/// The port of a captured sidecar's virtual outbound listener, where iptables redirects the workload's outbound
+/// TCP (Istio's).
+pub const VIRTUAL_OUTBOUND_PORT: u16 = 15001;
 
 /// What a proxy does: serve traffic entering the mesh, or the outbound traffic of one workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
