@@ -13,13 +13,21 @@
 //!   before a cluster is warm, so ordering alone is not enough. The reverse holds for removal: a cluster stays
 //!   while a listener or route the proxy has still refers to it.
 //! * **Only what changed.** A set the proxy already has (by content version, which survives restarts) is not sent.
+//!
+//! Every ACK and every snapshot runs the rules for every type, on every stream, so their cost per proxy is what
+//! limits how many proxies a change reaches quickly. Sets are compared by fingerprint before name by name, the
+//! per-stream results that depend only on sets (what the subscription covers, which clusters are kept) are
+//! cached by fingerprint, and equal subscriptions share one name set between streams (the proxies of a class
+//! subscribe to the same thousands of EDS names).
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 
 use api_protos::{Any, ResourceType};
 
 use crate::snapshot::{Resource, ResourceSet, Snapshot};
+use xxhash_rust::xxh3::Xxh3;
 
 /// The wire protocol of a stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,7 +135,10 @@ struct TypeState {
     requested: bool,
     answered: bool,
     wildcard: bool,
-    names: BTreeSet<String>,
+    /// Subscribed names (besides the wildcard); shared with other streams subscribed to the same names.
+    names: Arc<BTreeSet<String>>,
+    /// Whether `names` covers the whole of the set with the given fingerprint, for the current `names`.
+    covers: Cell<Option<(u64, bool)>>,
     /// What the proxy has, or will have once it applies the response in flight.
     sent: Arc<ResourceSet>,
     acked: Arc<ResourceSet>,
@@ -149,7 +160,13 @@ pub struct StreamState {
     types: [TypeState; 4],
     nonces: u64,
     held: Vec<Held>,
+    /// The last [`StreamState::desired_clusters`] result, by the fingerprints it was computed from.
+    desired_clusters_cache: Option<(DesiredClustersKey, Arc<ResourceSet>)>,
 }
+
+/// Fingerprints of the sets [`StreamState::desired_clusters`] reads: snapshot clusters, clusters sent, listeners
+/// sent, routes sent.
+type DesiredClustersKey = (u64, u64, u64, u64);
 
 /// A listener or route whose new version waits until the proxy has warmed the clusters it sends traffic to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -161,7 +178,14 @@ pub struct Held {
 
 impl StreamState {
     pub fn new(protocol: Protocol, snapshot: Arc<Snapshot>) -> StreamState {
-        StreamState { protocol, snapshot, types: Default::default(), nonces: 0, held: Vec::new() }
+        StreamState {
+            protocol,
+            snapshot,
+            types: Default::default(),
+            nonces: 0,
+            held: Vec::new(),
+            desired_clusters_cache: None,
+        }
     }
 
     pub fn protocol(&self) -> Protocol {
@@ -199,9 +223,11 @@ impl StreamState {
         state.requested = true;
         state.wildcard =
             kind.is_wildcard() && (request.subscribe.is_empty() || request.subscribe.iter().any(|n| n == "*"));
-        let names: BTreeSet<String> = request.subscribe.into_iter().filter(|n| n != "*").collect();
-        if names != state.names {
-            state.names = names;
+        // An ACK repeats the subscription: compare before building a set of what are often thousands of names.
+        let explicit = || request.subscribe.iter().filter(|n| *n != "*");
+        let same = explicit().count() == state.names.len() && explicit().all(|n| state.names.contains(n));
+        if !same {
+            state.set_names(explicit().cloned().collect());
             if !state.wildcard {
                 state.forget_unsubscribed();
             }
@@ -245,19 +271,25 @@ impl StreamState {
             Some(RequestOutcome::Stale)
         };
         let mut dropped = false;
-        for name in request.subscribe {
-            if name == "*" {
-                state.wildcard = true;
-            } else {
-                state.names.insert(name);
+        if !request.subscribe.is_empty() || !request.unsubscribe.is_empty() {
+            let mut names = BTreeSet::clone(&state.names);
+            for name in request.subscribe {
+                if name == "*" {
+                    state.wildcard = true;
+                } else {
+                    names.insert(name);
+                }
             }
-        }
-        for name in request.unsubscribe {
-            if name == "*" {
-                state.wildcard = false;
-                dropped = true;
-            } else {
-                dropped |= state.names.remove(&name);
+            for name in request.unsubscribe {
+                if name == "*" {
+                    state.wildcard = false;
+                    dropped = true;
+                } else {
+                    dropped |= names.remove(&name);
+                }
+            }
+            if names != *state.names {
+                state.set_names(names);
             }
         }
         if dropped && !state.wildcard {
@@ -276,11 +308,10 @@ impl StreamState {
         let mut responses = Vec::new();
         let mut held = Vec::new();
         let clusters = self.desired_clusters();
-        let eds_names: BTreeSet<String> = clusters.iter().filter_map(|(_, c)| c.references.endpoints.clone()).collect();
         for kind in ResourceType::ALL {
             let desired = match kind {
                 ResourceType::Cluster => Arc::clone(&clusters),
-                ResourceType::Endpoint => self.desired_endpoints(&eds_names),
+                ResourceType::Endpoint => self.desired_endpoints(&clusters),
                 ResourceType::Listener | ResourceType::Route => self.desired_when_warm(kind, &mut held),
             };
             if let Some(response) = self.respond(kind, desired) {
@@ -292,9 +323,28 @@ impl StreamState {
     }
 
     /// Clusters of the snapshot, plus those the proxy's listeners and routes still send traffic to.
-    fn desired_clusters(&self) -> Arc<ResourceSet> {
+    fn desired_clusters(&mut self) -> Arc<ResourceSet> {
         let state = &self.types[ResourceType::Cluster.index()];
         let base = state.select(self.snapshot.resources(ResourceType::Cluster));
+        let key = (
+            base.fingerprint(),
+            state.sent.fingerprint(),
+            self.types[ResourceType::Listener.index()].sent.fingerprint(),
+            self.types[ResourceType::Route.index()].sent.fingerprint(),
+        );
+        if let Some((cached_key, cached)) = &self.desired_clusters_cache
+            && *cached_key == key
+        {
+            // The same inputs give the same set; `base` may be a newer Arc of equal content, so prefer it.
+            return if cached.fingerprint() == base.fingerprint() { base } else { Arc::clone(cached) };
+        }
+        let desired = self.clusters_still_referenced(base);
+        self.desired_clusters_cache = Some((key, Arc::clone(&desired)));
+        desired
+    }
+
+    fn clusters_still_referenced(&self, base: Arc<ResourceSet>) -> Arc<ResourceSet> {
+        let state = &self.types[ResourceType::Cluster.index()];
         let mut kept = BTreeMap::new();
         for kind in [ResourceType::Listener, ResourceType::Route] {
             for (_, resource) in self.types[kind.index()].sent.iter() {
@@ -311,13 +361,19 @@ impl StreamState {
     }
 
     /// Endpoints the proxy subscribed to, plus those of clusters kept for it.
-    fn desired_endpoints(&self, eds_names: &BTreeSet<String>) -> Arc<ResourceSet> {
+    fn desired_endpoints(&self, clusters: &ResourceSet) -> Arc<ResourceSet> {
         let state = &self.types[ResourceType::Endpoint.index()];
         let base = state.select(self.snapshot.resources(ResourceType::Endpoint));
+        if state.sent.fingerprint() == base.fingerprint() || state.sent.is_empty() {
+            // Nothing was sent that the snapshot lacks, so nothing is kept.
+            return base;
+        }
+        let eds_names: BTreeSet<&str> =
+            clusters.iter().filter_map(|(_, c)| c.references.endpoints.as_deref()).collect();
         let kept: BTreeMap<String, Arc<Resource>> = state
             .sent
             .iter()
-            .filter(|(name, _)| !base.contains(name) && eds_names.contains(*name) && state.subscribed(name))
+            .filter(|(name, _)| !base.contains(name) && eds_names.contains(name.as_str()) && state.subscribed(name))
             .map(|(name, r)| (name.clone(), Arc::clone(r)))
             .collect();
         extend(base, kept)
@@ -382,7 +438,7 @@ impl StreamState {
         let (resources, removed) = match protocol {
             Protocol::Sotw => {
                 // Wildcard types are sent whole (absence means removal); named ones when one of them changed.
-                let changed = if state.wildcard {
+                let changed = if state.wildcard || desired.fingerprint() == state.sent.fingerprint() {
                     desired.fingerprint() != state.sent.fingerprint()
                 } else {
                     desired.iter().any(|(name, r)| state.sent.get(name).is_none_or(|s| s.version != r.version))
@@ -392,6 +448,7 @@ impl StreamState {
                 }
                 (desired.iter().map(|(_, r)| Arc::clone(r)).collect::<Vec<_>>(), Vec::new())
             }
+            Protocol::Delta if desired.fingerprint() == state.sent.fingerprint() && !must_answer => return None,
             Protocol::Delta => {
                 let updates: Vec<Arc<Resource>> = desired
                     .iter()
@@ -481,9 +538,29 @@ impl TypeState {
         self.wildcard || self.names.contains(name)
     }
 
+    fn set_names(&mut self, names: BTreeSet<String>) {
+        self.names = SHARED_NAMES.share(names);
+        self.covers.set(None);
+    }
+
+    /// Whether the subscription takes in every resource of `set`.
+    fn covers(&self, set: &ResourceSet) -> bool {
+        if self.wildcard {
+            return true;
+        }
+        if let Some((fingerprint, covers)) = self.covers.get()
+            && fingerprint == set.fingerprint()
+        {
+            return covers;
+        }
+        let covers = self.names.len() >= set.len() && set.names().all(|n| self.names.contains(n));
+        self.covers.set(Some((set.fingerprint(), covers)));
+        covers
+    }
+
     /// The part of `set` this proxy subscribes to; shares `set` when that is all of it.
     fn select(&self, set: &Arc<ResourceSet>) -> Arc<ResourceSet> {
-        if self.wildcard || set.names().all(|n| self.names.contains(n)) {
+        if self.covers(set) {
             return Arc::clone(set);
         }
         let chosen = set.iter().filter(|(n, _)| self.names.contains(*n)).map(|(n, r)| (n.clone(), Arc::clone(r)));
@@ -502,6 +579,49 @@ impl TypeState {
         };
         self.sent = keep(&self.sent);
         self.acked = keep(&self.acked);
+    }
+}
+
+/// Subscriptions shared between streams: proxies of one class subscribe to the same names, often thousands of EDS
+/// names, and each stream holding its own copy would make that the largest part of a proxy's cost.
+static SHARED_NAMES: LazyLock<SharedNames> = LazyLock::new(SharedNames::default);
+
+#[derive(Default)]
+struct SharedNames {
+    /// Live name sets by a hash of their content (several per hash only on collision).
+    sets: Mutex<HashMap<u64, Vec<Weak<BTreeSet<String>>>>>,
+}
+
+impl SharedNames {
+    /// Sweep sets no stream holds once the table has this many more entries than at the last sweep.
+    const SWEEP_AFTER: usize = 1024;
+
+    /// A shared set equal to `names`: an existing one if a stream holds one, else `names` itself.
+    fn share(&self, names: BTreeSet<String>) -> Arc<BTreeSet<String>> {
+        if names.is_empty() {
+            return Arc::default();
+        }
+        let mut hasher = Xxh3::new();
+        for name in &names {
+            hasher.update(name.as_bytes());
+            hasher.update(&[0]);
+        }
+        let hash = hasher.digest();
+        let mut sets = self.sets.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let bucket = sets.entry(hash).or_default();
+        bucket.retain(|set| set.strong_count() > 0);
+        if let Some(existing) = bucket.iter().filter_map(Weak::upgrade).find(|set| **set == names) {
+            return existing;
+        }
+        let shared = Arc::new(names);
+        bucket.push(Arc::downgrade(&shared));
+        if sets.len() >= Self::SWEEP_AFTER && sets.len().is_power_of_two() {
+            sets.retain(|_, bucket| {
+                bucket.retain(|set| set.strong_count() > 0);
+                !bucket.is_empty()
+            });
+        }
+        shared
     }
 }
 
