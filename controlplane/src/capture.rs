@@ -141,7 +141,7 @@ mod tests {
         let position = |needle: &str| rules.iter().position(|r| r.contains(needle)).expect(needle);
         assert!(position("--uid-owner 1337 -j RETURN") < position("-A PILOTFISH_OUTPUT -j PILOTFISH_REDIRECT"));
         assert!(position("-d 127.0.0.1/32 -j RETURN") < position("-A PILOTFISH_OUTPUT -j PILOTFISH_REDIRECT"));
-        assert_eq!(rules.last().unwrap(), "-t nat -A PILOTFISH_OUTPUT -j PILOTFISH_REDIRECT");
+        assert_eq!(rules.last().expect("rules"), "-t nat -A PILOTFISH_OUTPUT -j PILOTFISH_REDIRECT");
         assert!(rules.contains(&"-t nat -A PILOTFISH_REDIRECT -p tcp -j REDIRECT --to-ports 15001".to_owned()));
     }
 
@@ -149,13 +149,13 @@ mod tests {
     fn exclusions_come_before_the_redirect() {
         let settings = CaptureSettings {
             exclude_ports: vec![5432],
-            exclude_cidrs: vec!["10.96.0.0/12".parse().unwrap(), "fd00::/8".parse().unwrap()],
+            exclude_cidrs: vec!["10.96.0.0/12".parse().expect("a CIDR"), "fd00::/8".parse().expect("a CIDR")],
             ..CaptureSettings::default()
         };
         let script = settings.shell_script();
-        let port = script.find("--dport 5432 -j RETURN").unwrap();
-        let cidr = script.find("-d 10.96.0.0/12 -j RETURN").unwrap();
-        let redirect = script.find("-A PILOTFISH_OUTPUT -j PILOTFISH_REDIRECT").unwrap();
+        let port = script.find("--dport 5432 -j RETURN").expect("port exclusion");
+        let cidr = script.find("-d 10.96.0.0/12 -j RETURN").expect("network exclusion");
+        let redirect = script.find("-A PILOTFISH_OUTPUT -j PILOTFISH_REDIRECT").expect("redirect");
         assert!(port < redirect && cidr < redirect);
         assert!(!script.contains("fd00"), "IPv6 networks are not for iptables (IPv4):\n{script}");
         assert!(script.starts_with("set -e\n"));
@@ -163,8 +163,8 @@ mod tests {
 
     #[test]
     fn cidrs_parse_and_reject_nonsense() {
-        assert_eq!("10.0.0.1".parse::<Cidr>().unwrap().to_string(), "10.0.0.1/32");
-        assert_eq!("10.0.0.0/8".parse::<Cidr>().unwrap().to_string(), "10.0.0.0/8");
+        assert_eq!("10.0.0.1".parse::<Cidr>().expect("an address").to_string(), "10.0.0.1/32");
+        assert_eq!("10.0.0.0/8".parse::<Cidr>().expect("a network").to_string(), "10.0.0.0/8");
         assert!("10.0.0.0/33".parse::<Cidr>().is_err());
         assert!("ten/8".parse::<Cidr>().is_err());
         assert!("10.0.0.0/x; rm -rf /".parse::<Cidr>().is_err());

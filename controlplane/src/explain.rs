@@ -7,11 +7,15 @@
 //!           ─► cluster(s) (weights) ─► endpoints
 //! ```
 //!
+//! For a captured sidecar (a listener with `use_original_dst`), the walk starts at that virtual outbound listener:
+//! a port no listener takes is passed through as TCP by its catch-all filter chain.
+//!
 //! It reads only the snapshot (what Envoy would get), so what it says is what Envoy does with that config.
 
 use std::fmt::Write as _;
 
 use api_protos::pb::envoy::config::cluster::v3::Cluster;
+use api_protos::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType};
 use api_protos::pb::envoy::config::core::v3::{Metadata, address, data_source, socket_address};
 use api_protos::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, lb_endpoint};
 use api_protos::pb::envoy::config::listener::v3::{Listener, filter};
@@ -24,6 +28,7 @@ use api_protos::pb::envoy::extensions::filters::http::fault::v3::{HttpFault, fau
 use api_protos::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, http_connection_manager,
 };
+use api_protos::pb::envoy::extensions::filters::network::tcp_proxy::v3::{TcpProxy, tcp_proxy};
 use api_protos::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher};
 use api_protos::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
 use api_protos::pb::google::protobuf::value::Kind as ValueKind;
@@ -129,8 +134,16 @@ pub fn explain(snapshot: &Snapshot, request: &Request, port_map: &[(u16, u16, St
     let mut steps = Vec::new();
     let mut port = request.port;
     let listeners = decoded::<Listener>(snapshot, ResourceType::Listener);
-    let on_port =
-        |port: u16| listeners.iter().filter(move |l| listener_port(l) == Some(u32::from(port))).collect::<Vec<_>>();
+    // The virtual outbound listener of a captured sidecar is where connections arrive, not where they end.
+    let capture = listeners.iter().find(|l| l.use_original_dst.as_ref().is_some_and(|b| b.value));
+    let on_port = |port: u16| {
+        listeners
+            .iter()
+            .filter(move |l| {
+                listener_port(l) == Some(u32::from(port)) && !l.use_original_dst.as_ref().is_some_and(|b| b.value)
+            })
+            .collect::<Vec<_>>()
+    };
     let mut candidates = on_port(port);
     if candidates.is_empty()
         && let Some((from, to, service)) = port_map.iter().find(|(from, _, _)| *from == request.port)
@@ -138,6 +151,16 @@ pub fn explain(snapshot: &Snapshot, request: &Request, port_map: &[(u16, u16, St
         steps.push(format!("port {from} is port {to} of the proxy's workload (Service {service} maps it)"));
         port = *to;
         candidates = on_port(port);
+    }
+    if let Some(capture) = capture {
+        steps.push(format!(
+            "captured: iptables redirects the connection to listener {:?}, which hands it to the listener for its \
+             original destination (use_original_dst)",
+            capture.name
+        ));
+        if candidates.is_empty() {
+            return passed_through(snapshot, capture, steps, port);
+        }
     }
     let Some(listener) = candidates.first() else {
         let ports: Vec<String> = listeners.iter().filter_map(listener_port).map(|p| p.to_string()).collect();
@@ -147,7 +170,8 @@ pub fn explain(snapshot: &Snapshot, request: &Request, port_map: &[(u16, u16, St
         ));
         return Explanation { steps, outcome: Outcome::NoListener };
     };
-    steps.push(format!("listener {:?} on port {port}", listener.name));
+    let binds = if listener.bind_to_port.as_ref().is_some_and(|b| !b.value) { " (does not bind)" } else { "" };
+    steps.push(format!("listener {:?} on port {port}{binds}", listener.name));
     let Some((chain_index, manager)) = http_manager(listener) else {
         steps.push("✗ the listener has no HTTP connection manager: not an HTTP listener".to_owned());
         return Explanation { steps, outcome: Outcome::NoListener };
@@ -297,6 +321,10 @@ pub fn explain(snapshot: &Snapshot, request: &Request, port_map: &[(u16, u16, St
             continue;
         };
         steps.push(format!("→ cluster {name:?} ({share:.0}%)"));
+        if is_original_destination(cluster) {
+            steps.push(format!("    original destination: the address the client dialled, port {port}"));
+            continue;
+        }
         let endpoints = cluster.load_assignment.clone().or_else(|| {
             let service_name = cluster
                 .eds_cluster_config
@@ -325,6 +353,41 @@ pub fn explain(snapshot: &Snapshot, request: &Request, port_map: &[(u16, u16, St
     }
     let outcome = if clusters.is_empty() { Outcome::Status(503) } else { Outcome::Clusters(clusters) };
     Explanation { steps, outcome }
+}
+
+/// No listener takes the port: the virtual outbound listener's catch-all filter chain (the one without a match)
+/// proxies the connection as TCP.
+fn passed_through(snapshot: &Snapshot, capture: &Listener, mut steps: Vec<String>, port: u16) -> Explanation {
+    let catch_all = capture.filter_chains.iter().find(|c| c.filter_chain_match.is_none());
+    let tcp = catch_all.into_iter().flat_map(|c| c.filters.iter()).find_map(|f| match &f.config_type {
+        Some(filter::ConfigType::TypedConfig(config)) => any::unpack::<TcpProxy>(config).ok(),
+        _ => None,
+    });
+    let cluster = tcp.and_then(|t| match t.cluster_specifier {
+        Some(tcp_proxy::ClusterSpecifier::Cluster(name)) => Some(name),
+        _ => None,
+    });
+    let Some(cluster) = cluster else {
+        steps.push(format!("✗ no listener on port {port} and no catch-all TCP proxy: the connection is closed"));
+        return Explanation { steps, outcome: Outcome::NoListener };
+    };
+    let chain = catch_all.map(|c| c.name.as_str()).unwrap_or_default();
+    steps.push(format!("  no listener on port {port}: filter chain {chain:?} proxies the connection as TCP"));
+    let original = decoded::<Cluster>(snapshot, ResourceType::Cluster)
+        .iter()
+        .any(|c| c.name == cluster && is_original_destination(c));
+    if original {
+        steps.push(format!(
+            "→ cluster {cluster:?}: the original destination, the address the client dialled (port {port})"
+        ));
+    } else {
+        steps.push(format!("→ cluster {cluster:?}"));
+    }
+    Explanation { steps, outcome: Outcome::Clusters(vec![(cluster, 100)]) }
+}
+
+fn is_original_destination(cluster: &Cluster) -> bool {
+    cluster.cluster_discovery_type == Some(ClusterDiscoveryType::Type(DiscoveryType::OriginalDst as i32))
 }
 
 fn decoded<M: prost::Message + prost::Name + Default>(snapshot: &Snapshot, kind: ResourceType) -> Vec<M> {

@@ -42,6 +42,16 @@ const ERROR_LOG_LINES: usize = 30;
 /// Envoys cheap on a 2-core machine.
 const DEFAULT_FLAGS: &[(&[&str], &str)] = &[(&["--concurrency"], "1"), (&["--log-level", "-l"], "info")];
 
+/// How to run Envoy other than directly as this process's user (see [`Envoy::launch`]).
+#[derive(Clone, Debug, Default)]
+pub struct Launch {
+    /// A command that ends by executing its arguments (same pid), put before Envoy: `ip netns exec NS`.
+    pub prefix: Vec<String>,
+    /// Run as this uid (and gid of the same number), with no supplementary groups: e.g. 1337, the sidecar's
+    /// user that traffic capture leaves alone.
+    pub user: Option<u32>,
+}
+
 /// A running Envoy, killed when dropped.
 ///
 /// Everything it writes (bootstrap, log, admin address) lives in a fresh
@@ -88,13 +98,30 @@ impl Envoy {
     /// `--file-flush-interval-msec`) must not be repeated. Envoy takes
     /// `--flag value`, not `--flag=value`.
     pub async fn start_with_args(name: &str, bootstrap: &str, extra_args: &[&str]) -> Result<Self> {
-        let binary = tokio::task::spawn_blocking(envoy_binary).await.context("looking for the Envoy binary")??;
+        Self::launch(name, bootstrap, extra_args, &Launch::default()).await
+    }
+
+    /// Like [`Envoy::start_with_args`], run the way `launch` says: e.g. inside a network namespace as another
+    /// user. The bootstrap's admin address must then be one this process can reach.
+    pub async fn launch(name: &str, bootstrap: &str, extra_args: &[&str], launch: &Launch) -> Result<Self> {
+        let mut binary = tokio::task::spawn_blocking(envoy_binary).await.context("looking for the Envoy binary")??;
 
         let dir = tempfile::Builder::new()
             .prefix(&format!("e2e-envoy-{}-", file_name_safe(name)))
             .tempdir()
             .context("creating a temporary directory for Envoy")?;
         let dir_path = dir.path().to_path_buf();
+        if let Some(uid) = launch.user {
+            // Envoy running as `uid` writes its log and admin address here, and may not be able to reach the
+            // binary where it is installed (a home directory): it gets a copy it owns.
+            let copy = dir_path.join("envoy");
+            std::fs::copy(&binary, &copy).with_context(|| format!("copying {} for uid {uid}", binary.display()))?;
+            for path in [&dir_path, &copy] {
+                std::os::unix::fs::chown(path, Some(uid), Some(uid))
+                    .with_context(|| format!("giving {} to uid {uid}", path.display()))?;
+            }
+            binary = copy;
+        }
         // Envoy picks the bootstrap parser from the file extension.
         let extension = if bootstrap.trim_start().starts_with('{') { "json" } else { "yaml" };
         let config_path = dir_path.join(format!("bootstrap.{extension}"));
@@ -109,10 +136,17 @@ impl Envoy {
         let mut command = match setpriv() {
             Some(setpriv) => {
                 let mut command = Command::new(setpriv);
-                command.args(["--pdeathsig", "KILL", "--"]).arg(&binary);
+                command.args(["--pdeathsig", "KILL", "--"]).args(&launch.prefix);
+                if let Some(uid) = launch.user {
+                    // Changing user clears the parent-death signal: set it again after the change.
+                    let ids = [format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".to_owned()];
+                    command.arg(setpriv).args(ids).args(["--pdeathsig", "KILL", "--"]);
+                }
+                command.arg(&binary);
                 command
             }
-            None => Command::new(&binary),
+            None if launch.prefix.is_empty() && launch.user.is_none() => Command::new(&binary),
+            None => bail!("running envoy `{name}` inside a namespace or as another user needs util-linux `setpriv`"),
         };
         command
             .arg("-c")

@@ -29,4 +29,4 @@ mod envoy;
 pub use backend::{Backend, Behaviour, SeenRequest};
 pub use binary::{ENVOY_VERSION, envoy_binary, workspace_root};
 pub use client::{HttpReply, count_backends, eventually, http_get, http_request};
-pub use envoy::{Envoy, free_port};
+pub use envoy::{Envoy, Launch, free_port};

@@ -415,10 +415,20 @@ fn service_entry_services(object: &Object<ServiceEntry>) -> Vec<Service> {
                 endpoints,
                 origin: object.reference(Kind::ServiceEntry),
                 source: object.meta.source.clone(),
-                short_names: Vec::new(),
+                short_names: service_entry_short_names(host, &object.meta.namespace),
             }
         })
         .collect()
+}
+
+/// A ServiceEntry host written as a Kubernetes service name of its own namespace (`reviews.default.svc.cluster.local`)
+/// answers to the same short names as a Service would: istiod expands any host sharing the proxy's
+/// `<ns>.svc.cluster.local` domain (`generateAltVirtualHosts`), whatever registry it came from.
+fn service_entry_short_names(host: &str, namespace: &str) -> Vec<String> {
+    match host.strip_suffix(&format!(".{namespace}.svc.cluster.local")) {
+        Some(name) if !name.is_empty() && !name.contains('.') && !name.contains('*') => short_names(name, namespace),
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,9 @@ pub struct Args {
     /// The workload's namespace.
     #[arg(long, value_name = "NS", default_value = "default")]
     namespace: String,
-    /// For sidecars without traffic capture: the address outbound listeners bind.
+    /// For sidecars without traffic capture: the address outbound listeners bind. Without it a sidecar is
+    /// captured (iptables, see `pilotfish inject`): it listens on 0.0.0.0:15001 and its per-port listeners do
+    /// not bind.
     #[arg(long, value_name = "ADDR")]
     outbound_bind: Option<String>,
     /// Where pilotfish serves xDS.

@@ -49,12 +49,16 @@ spec:
 "#;
 
 fn gateway_snapshot() -> Snapshot {
+    let mut class = ProxyClass::new(Role::Gateway);
+    class.labels.insert("istio".into(), "ingressgateway".into());
+    snapshot_for(&class)
+}
+
+fn snapshot_for(class: &ProxyClass) -> Snapshot {
     let (inputs, diagnostics) = read_yaml(CONFIG, "t.yaml");
     assert!(diagnostics.is_empty(), "{diagnostics:?}");
     let (world, _) = World::new(inputs);
-    let mut class = ProxyClass::new(Role::Gateway);
-    class.labels.insert("istio".into(), "ingressgateway".into());
-    let translation = Translator::new(&world).translate(&class);
+    let translation = Translator::new(&world).translate(class);
     let mut builder = SnapshotBuilder::default();
     for resource in translation.resources() {
         builder.add_any(&resource).expect("valid");
@@ -125,4 +129,38 @@ fn parses_requests() {
     assert_eq!(request.header("x-thing").as_deref(), Some("v"));
     assert!(Request::parse("GET ftp://x/", &[]).is_err());
     assert!(Request::parse("GET http://x/", &["no-colon".to_owned()]).is_err());
+}
+
+fn sidecar_walk(outbound_bind: Option<&str>, line: &str) -> Explanation {
+    let class = ProxyClass { outbound_bind: outbound_bind.map(str::to_owned), ..ProxyClass::new(Role::Sidecar) };
+    explain(&snapshot_for(&class), &Request::parse(line, &[]).expect("request"), &[])
+}
+
+#[test]
+fn a_captured_sidecar_starts_at_the_virtual_outbound_listener_and_passes_the_unknown_through() {
+    let known = sidecar_walk(None, "GET http://reviews.local:9080/");
+    let text = known.text();
+    assert!(text.contains("captured: iptables redirects the connection to listener \"virtualOutbound\""), "{text}");
+    assert!(text.contains("listener \"0.0.0.0_9080\" on port 9080 (does not bind)"), "{text}");
+    assert_eq!(known.outcome, Outcome::Clusters(vec![("outbound|9080||reviews.local".into(), 100)]));
+
+    let unknown_host = sidecar_walk(None, "GET http://example.com:9080/");
+    let text = unknown_host.text();
+    assert!(text.contains("virtual host \"allow_any\""), "{text}");
+    assert!(text.contains("original destination: the address the client dialled, port 9080"), "{text}");
+    assert_eq!(unknown_host.outcome, Outcome::Clusters(vec![("PassthroughCluster".into(), 100)]));
+
+    let unknown_port = sidecar_walk(None, "GET http://example.com:5432/");
+    let text = unknown_port.text();
+    assert!(text.contains("filter chain \"virtualOutbound-catchall-tcp\" proxies the connection as TCP"), "{text}");
+    assert_eq!(unknown_port.outcome, Outcome::Clusters(vec![("PassthroughCluster".into(), 100)]));
+}
+
+#[test]
+fn a_sidecar_that_binds_its_listeners_refuses_unknown_ports_and_hosts() {
+    let unknown_host = sidecar_walk(Some("127.0.0.2"), "GET http://example.com:9080/");
+    assert_eq!(unknown_host.outcome, Outcome::Status(404), "{}", unknown_host.text());
+    assert!(!unknown_host.text().contains("captured"), "{}", unknown_host.text());
+    let unknown_port = sidecar_walk(Some("127.0.0.2"), "GET http://example.com:5432/");
+    assert_eq!(unknown_port.outcome, Outcome::NoListener, "{}", unknown_port.text());
 }

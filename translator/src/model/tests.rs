@@ -146,3 +146,22 @@ spec: {{host: reviews.shop.svc.cluster.local}}
         Some("in-root")
     );
 }
+
+#[test]
+fn service_entry_hosts_shaped_as_services_of_their_namespace_get_short_names() {
+    let model = model(
+        r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local, ratings.other.svc.cluster.local, api.example.com]
+  ports: [{name: http, number: 9080, protocol: HTTP}]
+  resolution: DNS
+"#,
+    );
+    let names = |host: &str| model.services[host].short_names.clone();
+    assert_eq!(names("reviews.default.svc.cluster.local"), ["reviews", "reviews.default", "reviews.default.svc"]);
+    assert!(names("ratings.other.svc.cluster.local").is_empty(), "another namespace's name is not expanded");
+    assert!(names("api.example.com").is_empty());
+}

@@ -11,7 +11,7 @@
 //!
 //! This module does not pick the DestinationRule (see [`crate::model::Model::destination_rule`]), does not report
 //! invalid field values (validation does; a value that does not parse is skipped here), and does not build the
-//! fixed clusters (`BlackHoleCluster`, `PassthroughCluster`).
+//! fixed clusters of captured sidecars (`BlackHoleCluster`, `PassthroughCluster`: [`super::sidecar`] does).
 
 use api_protos::pb::envoy::config::cluster::v3::{
     CircuitBreakers, Cluster, OutlierDetection as EnvoyOutlierDetection,
@@ -53,10 +53,10 @@ use crate::input::{Kind, Labels, Object};
 use crate::model::{Endpoint, Port, Resolution, Service, cluster_name};
 
 /// Key of the upstream HTTP options in `typed_extension_protocol_options`.
-const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+pub(super) const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
 const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
 /// istiod's mesh default `connectTimeout`.
-const DEFAULT_CONNECT_TIMEOUT_SECONDS: i64 = 10;
+pub(super) const DEFAULT_CONNECT_TIMEOUT_SECONDS: i64 = 10;
 /// The system CA bundle on Debian, Ubuntu (Envoy's images) and Alpine, the first place istio-agent looks for it.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// Envoy's (and istiod's) ring size when a consistent hash names no ring at all.
@@ -440,7 +440,7 @@ fn positive(value: Option<i64>) -> Option<UInt32Value> {
 
 /// istiod's `getDefaultCircuitBreakerThresholds`: effectively unlimited, so Envoy's small defaults (3 retries,
 /// 1024 connections, …) never reject traffic during endpoint churn.
-fn default_thresholds() -> Thresholds {
+pub(super) fn default_thresholds() -> Thresholds {
     Thresholds {
         max_connections: u32_value(u32::MAX),
         max_pending_requests: u32_value(u32::MAX),

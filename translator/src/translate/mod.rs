@@ -135,7 +135,10 @@ impl Translator {
             Role::Gateway => gateway::translate(&self.model, class, &mut diagnostics),
             Role::Sidecar => sidecar::translate(&self.model, class, &mut diagnostics),
         };
-        let mut clusters = Vec::new();
+        let mut clusters = match class.role {
+            Role::Sidecar if sidecar::is_captured(class) => sidecar::captured_clusters(),
+            _ => Vec::new(),
+        };
         let mut endpoints = Vec::new();
         for service in self.model.services.values() {
             let rule = self.model.destination_rule(&service.hostname, &class.namespace);
