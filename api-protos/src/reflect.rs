@@ -21,18 +21,40 @@ use crate::{Any, Error};
 
 /// Every Envoy message's descriptor (not only the generated subset), so any `@type` can be read and rendered.
 static DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/envoy.bin"));
+/// The descriptors of the generated types only (the import closure of what pilotfish builds and serves).
+static SERVED_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/served.bin"));
 const ANY_MESSAGE: &str = "google.protobuf.Any";
 
 /// The descriptors of every message `envoy-types` generates, decoded once on first use.
+///
+/// Decoded, the full set takes tens of megabytes, more than the rest of a server with a thousand services: a
+/// server only pays for it once something needs a type outside [`served_pool`] (a raw resource of another type,
+/// Envoy JSON for the debug endpoints or the CLI).
 pub fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
     POOL.get_or_init(|| DescriptorPool::decode(DESCRIPTOR_SET).expect("the envoy-types descriptor set decodes"))
+}
+
+/// The descriptors of the generated types, decoded once on first use.
+pub fn served_pool() -> &'static DescriptorPool {
+    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
+    POOL.get_or_init(|| DescriptorPool::decode(SERVED_DESCRIPTOR_SET).expect("the generated types' descriptors decode"))
 }
 
 /// The descriptor of the message a type URL names.
 pub fn descriptor(type_url: &str) -> Result<MessageDescriptor, Error> {
     let name = message_name(type_url);
     pool().get_message_by_name(name).ok_or_else(|| Error::UnknownType(name.to_owned()))
+}
+
+/// The descriptor for canonical encoding: from [`served_pool`] when the type is one pilotfish generates (its
+/// fields then only lead to such types), else from the full [`pool`].
+fn canonical_descriptor(type_url: &str) -> Result<MessageDescriptor, Error> {
+    let name = message_name(type_url);
+    match served_pool().get_message_by_name(name) {
+        Some(message) => Ok(message),
+        None => descriptor(type_url),
+    }
 }
 
 /// The canonical encoding of a packed resource: the same bytes for the same content in any process.
@@ -42,7 +64,7 @@ pub fn canonical_any(any: &Any) -> Result<Any, Error> {
 
 /// Re-encodes `bytes` (a message of the type `type_url` names) with map entries in a fixed order.
 pub fn canonical_bytes(type_url: &str, bytes: &[u8]) -> Result<Vec<u8>, Error> {
-    let message = descriptor(type_url)?;
+    let message = canonical_descriptor(type_url)?;
     let mut out = Vec::with_capacity(bytes.len());
     canonicalize(&message, bytes, &mut out)
         .map_err(|message| Error::Malformed { type_url: type_url.to_owned(), message })?;
@@ -111,7 +133,7 @@ fn canonicalize(message: &MessageDescriptor, mut bytes: &[u8], out: &mut Vec<u8>
 
 fn canonicalize_any(bytes: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     let any = Any::decode(bytes).map_err(|e| e.to_string())?;
-    let value = match pool().get_message_by_name(message_name(&any.type_url)) {
+    let value = match canonical_descriptor(&any.type_url).ok() {
         Some(inner) => {
             let mut value = Vec::with_capacity(any.value.len());
             canonicalize(&inner, &any.value, &mut value)?;

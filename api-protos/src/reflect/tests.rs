@@ -126,3 +126,18 @@ fn json_errors_name_the_problem() {
     let err = from_json(&bad_field).expect_err("unknown field");
     assert!(err.to_string().contains("connect_timeot"), "{err}");
 }
+
+#[test]
+fn the_served_descriptors_canonicalize_as_the_full_set_does() {
+    let bytes = route_config_with_filter_configs(&["b", "a", "c"]).encode_to_vec();
+    let name = "envoy.config.route.v3.RouteConfiguration";
+    let canonical_with = |pool: &DescriptorPool| {
+        let message = pool.get_message_by_name(name).expect("RouteConfiguration is described");
+        let mut out = Vec::new();
+        canonicalize(&message, &bytes, &mut out).expect("the encoding is valid");
+        out
+    };
+    assert_eq!(canonical_with(served_pool()), canonical_with(pool()));
+    assert!(served_pool().get_message_by_name("envoy.extensions.filters.http.lua.v3.Lua").is_none());
+    assert!(pool().get_message_by_name("envoy.extensions.filters.http.lua.v3.Lua").is_some());
+}
