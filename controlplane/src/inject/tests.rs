@@ -42,10 +42,18 @@ fn error(input: &str) -> String {
 fn a_deployment_gets_the_capture_init_container_then_envoy_as_a_native_sidecar() {
     let out = injected(DEPLOYMENT);
     let spec = &out[0]["spec"]["template"]["spec"];
-    let names: Vec<&str> =
-        spec["initContainers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = spec["initContainers"]
+        .as_array()
+        .expect("as the test built it")
+        .iter()
+        .map(|c| c["name"].as_str().expect("as the test built it"))
+        .collect();
     assert_eq!(names, [INIT_CONTAINER, PROXY_CONTAINER, "migrate"], "the capture first, the app's own init last");
-    assert_eq!(spec["containers"].as_array().unwrap().len(), 1, "the application's containers are untouched");
+    assert_eq!(
+        spec["containers"].as_array().expect("as the test built it").len(),
+        1,
+        "the application's containers are untouched"
+    );
 
     let init = container(spec, INIT_CONTAINER);
     assert_eq!(init["image"], DEFAULT_INIT_IMAGE);
@@ -56,10 +64,20 @@ fn a_deployment_gets_the_capture_init_container_then_envoy_as_a_native_sidecar()
     assert_eq!(proxy["image"], DEFAULT_PROXY_IMAGE);
     assert_eq!(proxy["restartPolicy"], "Always");
     assert_eq!(proxy["securityContext"]["runAsUser"], 1337);
-    let args: Vec<&str> = proxy["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let args: Vec<&str> = proxy["args"]
+        .as_array()
+        .expect("as the test built it")
+        .iter()
+        .map(|a| a.as_str().expect("as the test built it"))
+        .collect();
     let node = args.iter().position(|a| *a == "--service-node").expect("--service-node");
     assert_eq!(args[node + 1], "$(POD_NAME).$(POD_NAMESPACE)");
-    let env: Vec<&str> = proxy["env"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let env: Vec<&str> = proxy["env"]
+        .as_array()
+        .expect("as the test built it")
+        .iter()
+        .map(|e| e["name"].as_str().expect("as the test built it"))
+        .collect();
     assert_eq!(env, ["POD_NAME", "POD_NAMESPACE"], "the downward API defines what --service-node refers to");
 }
 
@@ -67,9 +85,9 @@ fn a_deployment_gets_the_capture_init_container_then_envoy_as_a_native_sidecar()
 fn the_sidecar_bootstrap_reads_back_as_a_captured_sidecar_of_the_templates_labels_and_namespace() {
     let out = injected(DEPLOYMENT);
     let proxy = container(&out[0]["spec"]["template"]["spec"], PROXY_CONTAINER);
-    let args = proxy["args"].as_array().unwrap();
+    let args = proxy["args"].as_array().expect("as the test built it");
     let config = args.iter().position(|a| a == "--config-yaml").expect("--config-yaml");
-    let bootstrap: Json = serde_json::from_str(args[config + 1].as_str().unwrap()).expect("JSON");
+    let bootstrap: Json = serde_json::from_str(args[config + 1].as_str().expect("as the test built it")).expect("JSON");
     let metadata = &bootstrap["node"]["metadata"];
     assert_eq!(metadata["ROLE"], "sidecar");
     assert_eq!(metadata["NAMESPACE"], "bookinfo");
@@ -79,7 +97,8 @@ fn the_sidecar_bootstrap_reads_back_as_a_captured_sidecar_of_the_templates_label
     let mut typed = bootstrap.clone();
     typed["@type"] = "type.googleapis.com/envoy.config.bootstrap.v3.Bootstrap".into();
     let any = api_protos::reflect::from_json(&typed).expect("Envoy's descriptors accept the bootstrap");
-    let decoded: api_protos::pb::envoy::config::bootstrap::v3::Bootstrap = api_protos::any::unpack(&any).unwrap();
+    let decoded: api_protos::pb::envoy::config::bootstrap::v3::Bootstrap =
+        api_protos::any::unpack(&any).expect("as the test built it");
     let class = translator::ProxyClass::from_node(&decoded.node.expect("a node"));
     assert_eq!(class.role, Role::Sidecar);
     assert_eq!(class.namespace, "bookinfo");
@@ -116,16 +135,18 @@ fn every_workload_kind_is_injected_at_its_pod_template_and_other_kinds_pass_thro
 
 #[test]
 fn items_of_a_list_are_injected() {
-    let list =
-        format!("apiVersion: v1\nkind: List\nitems:\n- {}", serde_json::to_string(&documents(DEPLOYMENT)[0]).unwrap());
+    let list = format!(
+        "apiVersion: v1\nkind: List\nitems:\n- {}",
+        serde_json::to_string(&documents(DEPLOYMENT)[0]).expect("as the test built it")
+    );
     let out = injected(&list);
     container(&out[0]["items"][0]["spec"]["template"]["spec"], PROXY_CONTAINER);
 }
 
 #[test]
 fn injecting_twice_changes_nothing_and_says_so() {
-    let once = inject(DEPLOYMENT, &InjectOptions::default()).unwrap();
-    let twice = inject(&once.yaml, &InjectOptions::default()).unwrap();
+    let once = inject(DEPLOYMENT, &InjectOptions::default()).expect("as the test built it");
+    let twice = inject(&once.yaml, &InjectOptions::default()).expect("as the test built it");
     assert_eq!(twice.yaml, once.yaml);
     assert_eq!(twice.notes.len(), 1);
     assert!(twice.notes[0].contains("already injected"), "{:?}", twice.notes);
@@ -139,7 +160,7 @@ fn the_opt_out_annotation_and_label_are_honoured() {
             "      labels: {app: reviews, version: v2}",
             &format!("      {place}: {{sidecar.istio.io/inject: \"false\"}}"),
         );
-        let out = inject(&input, &InjectOptions::default()).unwrap();
+        let out = inject(&input, &InjectOptions::default()).expect("as the test built it");
         assert_eq!(documents(&out.yaml), documents(&input), "{place}: left as is");
         assert!(out.notes[0].contains("not injected"), "{:?}", out.notes);
     }
@@ -162,8 +183,10 @@ fn capture_annotations_become_exclusions_and_bad_values_name_the_object_and_anno
          traffic.sidecar.istio.io/excludeOutboundIPRanges: \"10.96.0.0/12\"}",
     );
     let out = injected(&input);
-    let script =
-        container(&out[0]["spec"]["template"]["spec"], INIT_CONTAINER)["command"][2].as_str().unwrap().to_owned();
+    let script = container(&out[0]["spec"]["template"]["spec"], INIT_CONTAINER)["command"][2]
+        .as_str()
+        .expect("as the test built it")
+        .to_owned();
     assert!(script.contains("--dport 5432 -j RETURN") && script.contains("--dport 6379 -j RETURN"), "{script}");
     assert!(script.contains("-d 10.96.0.0/12 -j RETURN"), "{script}");
 
@@ -184,16 +207,16 @@ fn options_choose_images_address_uid_and_the_default_namespace() {
         namespace: Some("shop".to_owned()),
     };
     let input = DEPLOYMENT.replace(", namespace: bookinfo", "");
-    let out = documents(&inject(&input, &options).unwrap().yaml);
+    let out = documents(&inject(&input, &options).expect("as the test built it").yaml);
     let spec = &out[0]["spec"]["template"]["spec"];
     let proxy = container(spec, PROXY_CONTAINER);
     assert_eq!(proxy["image"], "registry.example/envoy:1");
     assert_eq!(proxy["securityContext"]["runAsUser"], 2000);
-    let bootstrap = proxy["args"][1].as_str().unwrap();
+    let bootstrap = proxy["args"][1].as_str().expect("as the test built it");
     assert!(bootstrap.contains(r#""NAMESPACE":"shop""#) && bootstrap.contains("10.0.0.9"), "{bootstrap}");
     let init = container(spec, INIT_CONTAINER);
     assert_eq!(init["image"], "registry.example/init:1");
-    assert!(init["command"][2].as_str().unwrap().contains("--uid-owner 2000 -j RETURN"));
+    assert!(init["command"][2].as_str().expect("as the test built it").contains("--uid-owner 2000 -j RETURN"));
 }
 
 #[test]
@@ -215,7 +238,7 @@ fn pods_that_cannot_take_the_sidecar_are_refused_or_skipped() {
     let message = error(&DEPLOYMENT.replace("name: reviews\n", "name: istio-proxy\n"));
     assert!(message.contains("istio-proxy"), "{message}");
     let host = DEPLOYMENT.replace("      initContainers:", "      hostNetwork: true\n      initContainers:");
-    let out = inject(&host, &InjectOptions::default()).unwrap();
+    let out = inject(&host, &InjectOptions::default()).expect("as the test built it");
     assert!(out.notes[0].contains("hostNetwork"), "{:?}", out.notes);
     assert_eq!(documents(&out.yaml), documents(&host));
 }
