@@ -58,7 +58,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         proxy_uid: args.proxy_uid,
         namespace: args.namespace,
     };
-    let injected = inject(&input, &options).with_context(|| format!("{}", args.file.display()))?;
+    let name = if args.file.as_os_str() == "-" { "<stdin>".to_owned() } else { args.file.display().to_string() };
+    let injected = inject(&input, &options).with_context(|| name)?;
     for note in &injected.notes {
         eprintln!("pilotfish inject: {note}");
     }

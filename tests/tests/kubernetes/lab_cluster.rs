@@ -257,6 +257,8 @@ async fn lab_cluster_manifests_are_accepted_and_pilotfish_reads_everything_with_
         }
     })
     .await?;
+    let last_scenario = files.last().context("files")?;
+    ensure!(last_scenario.ends_with("timeout.yaml"), "the last scenario applied is {}", last_scenario.display());
     eventually(TIMEOUT, "the applied objects are read", || {
         let read = [
             ("Gateway", "bookinfo", "bookinfo-gateway"),
@@ -278,8 +280,13 @@ async fn lab_cluster_manifests_are_accepted_and_pilotfish_reads_everything_with_
     // A Gateway server on port 80 → the gateway Service's target port: listener 0.0.0.0_8080, as Istio does.
     eventually(TIMEOUT, "the ingress gateway's listener", || {
         let snapshot = source.state.cache.get(&source.gateway);
+        // The last scenario applied (timeout.yaml) sends /reviews and /ratings to their v1 subsets.
         let result = has(&snapshot, ResourceType::Listener, "0.0.0.0_8080")
-            .and_then(|()| has(&snapshot, ResourceType::Route, "http.8080"));
+            .and_then(|()| has(&snapshot, ResourceType::Route, "http.8080"))
+            .and_then(|()| has(&snapshot, ResourceType::Cluster, "outbound|9080|v1|reviews.bookinfo.svc.cluster.local"))
+            .and_then(|()| {
+                has(&snapshot, ResourceType::Cluster, "outbound|9080|v1|ratings.bookinfo.svc.cluster.local")
+            });
         async move { result }
     })
     .await?;
