@@ -1,6 +1,7 @@
 //! `examples/lab-cluster` and `pilotfish inject` as a user runs them: the generated manifests match what the
-//! binary prints now, what they and `inject` give Envoy passes `envoy --mode validate`, and `inject`'s bad input
-//! is refused with a message naming the document, object and field. (The manifests against a real kube-apiserver,
+//! binary prints now, what they and `inject` give Envoy passes `envoy --mode validate`, a real Envoy started with
+//! the injected sidecar's command line joins pilotfish as its pod (node id) and pod template (class), and
+//! `inject`'s bad input is refused with a message naming the document, object and field. (The manifests against a real kube-apiserver,
 //! with the ServiceAccount's RBAC: `tests/tests/kubernetes/lab_cluster.rs`.)
 //!
 //! `UPDATE_GOLDEN=1` rewrites the generated files.
@@ -231,5 +232,42 @@ fn inject_refuses_bad_input_with_a_message_naming_it_and_prints_nothing() -> Res
     ensure!(
         !output.status.success() && String::from_utf8_lossy(&output.stderr).contains("/nonexistent/deployment.yaml")
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_sidecar_run_by_envoy_joins_pilotfish_as_its_pod_and_class() -> Result<()> {
+    let control_plane = controlplane::ControlPlane::start().await?;
+    control_plane.apply(
+        "ratings",
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: ratings, namespace: bookinfo}\n\
+         spec:\n  hosts: [ratings.example]\n  ports: [{number: 9080, name: http, protocol: HTTP}]\n  \
+         resolution: STATIC\n  endpoints: [{address: 127.0.0.1, ports: {http: 9104}}]\n",
+    )?;
+    let workloads = lab_cluster().join("bookinfo/workloads.yaml");
+    let xds = control_plane.xds_address().to_string();
+    let yaml = stdout(&pilotfish(&["inject", "-f", &workloads.display().to_string(), "--xds-address", &xds], ""))?;
+    let proxy = proxy_container(&yaml)?;
+    let args: Vec<&str> = proxy["args"].as_array().context("args")?.iter().filter_map(Value::as_str).collect();
+    let config = args.iter().position(|a| *a == "--config-yaml").context("--config-yaml")?;
+    let mut bootstrap: Value = serde_json::from_str(args[config + 1])?;
+    // The one change for this machine: Envoy's admin on any free port instead of the pod's 15000.
+    bootstrap["admin"]["address"]["socket_address"]["port_value"] = 0.into();
+    let node = args.iter().position(|a| *a == "--service-node").context("--service-node")?;
+    // What Kubernetes makes of $(POD_NAME).$(POD_NAMESPACE) for one pod of reviews-v1.
+    let node_id =
+        args[node + 1].replace("$(POD_NAME)", "reviews-v1-5d8f7c-x2x9q").replace("$(POD_NAMESPACE)", "bookinfo");
+    ensure!(node_id == "reviews-v1-5d8f7c-x2x9q.bookinfo", "node id {node_id}");
+
+    let envoy = e2e::Envoy::start_with_args("sidecar", &bootstrap.to_string(), &["--service-node", &node_id]).await?;
+    control_plane.wait_synced(Some(&node_id), std::time::Duration::from_secs(20)).await?;
+    let status = control_plane.proxy(&node_id).context("the sidecar is not connected under its pod's name")?;
+    ensure!(
+        status.class.to_string() == "sidecar/bookinfo{app=reviews,version=v1}",
+        "the sidecar's class is {}",
+        status.class
+    );
+    let dump = envoy.config_dump().await?.to_string();
+    ensure!(dump.contains("outbound|9080||ratings.example"), "the sidecar has not got the ratings cluster");
     Ok(())
 }
