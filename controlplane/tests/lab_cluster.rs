@@ -224,6 +224,7 @@ fn inject_refuses_bad_input_with_a_message_naming_it_and_prints_nothing() -> Res
         let stderr = String::from_utf8_lossy(&output.stderr);
         ensure!(!output.status.success(), "accepted:\n{input}");
         ensure!(output.stdout.is_empty(), "printed a manifest despite the error:\n{input}");
+        ensure!(stderr.trim().lines().count() == 1, "not one line: {stderr}");
         for part in expected {
             ensure!(stderr.contains(part), "{part:?} not in the message: {stderr}");
         }
