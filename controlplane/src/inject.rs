@@ -251,11 +251,10 @@ impl Injector<'_> {
     /// The sidecar's bootstrap as one line of JSON (which is YAML), for `--config-yaml`.
     fn bootstrap(&self, object: &str, namespace: &str, labels: &[(String, String)]) -> Result<String, InjectError> {
         let options = BootstrapOptions {
-            // Replaced per pod by --service-node; a bootstrap needs one.
-            node_id: "sidecar".to_owned(),
             labels: labels.iter().cloned().collect(),
             namespace: namespace.to_owned(),
             xds_address: self.options.xds_address.clone(),
+            // The node id is replaced per pod by --service-node; a bootstrap needs one all the same.
             ..BootstrapOptions::new("sidecar", Role::Sidecar)
         };
         let bootstrap = render(&options)
