@@ -17,6 +17,7 @@ pub mod config_dir;
 pub mod crds;
 pub mod embed;
 pub mod explain;
+pub mod inject;
 pub mod metrics;
 pub mod pipeline;
 pub mod registry;

@@ -273,7 +273,7 @@ fn translate_and_analyze_work_offline_with_exit_codes() -> Result<()> {
 
 #[test]
 fn every_verb_has_help_with_an_example_and_errors_are_one_line() {
-    for verb in ["serve", "bootstrap", "translate", "analyze", "status", "explain", "wait"] {
+    for verb in ["serve", "bootstrap", "translate", "analyze", "status", "explain", "wait", "crds", "inject"] {
         let help = pilotfish(&[verb, "--help"]);
         assert!(help.status.success(), "{verb} --help");
         assert!(text(&help).contains("Example"), "{verb} --help has no example:\n{}", text(&help));

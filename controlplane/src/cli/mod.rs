@@ -5,6 +5,7 @@ mod bootstrap;
 mod crds;
 mod explain;
 mod http;
+mod inject;
 mod offline;
 mod serve;
 mod status;
@@ -42,6 +43,7 @@ enum Command {
     Status(status::Args),
     Wait(wait::Args),
     Crds(crds::Args),
+    Inject(inject::Args),
 }
 
 /// Output formats of the verbs that print data.
@@ -65,6 +67,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::run(args).map(|()| ExitCode::SUCCESS),
         Command::Wait(args) => wait::run(args).map(|()| ExitCode::SUCCESS),
         Command::Crds(args) => crds::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Inject(args) => inject::run(args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -166,6 +166,18 @@ impl KubernetesSource {
         }
     }
 
+    /// Whether every kind has been listed (or is known not to be installed): what `/readyz` waits for.
+    pub fn is_ready(&self) -> bool {
+        self.store().ready()
+    }
+
+    /// What the source cannot read now: failed lists and watches (e.g. `403 Forbidden` for a kind its RBAC does not
+    /// grant), CRDs not installed, objects that do not read. Shown in `/debug/inputs` once the source is ready; this
+    /// says it before, too.
+    pub fn problems(&self) -> Vec<String> {
+        self.store().problems()
+    }
+
     fn store(&self) -> MutexGuard<'_, Store> {
         lock(&self.store)
     }

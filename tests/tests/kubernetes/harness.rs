@@ -6,8 +6,9 @@
 //! `etcd-server`). Without them a local run skips the Kubernetes tests with a loud message; in CI (`CI=true`)
 //! they fail instead.
 //!
-//! The apiserver runs with what a test needs and nothing more: AlwaysAllow authorization, a static token, a
-//! service-account key from `openssl`, its self-signed serving certificate in a temporary `--cert-dir`, and no
+//! The apiserver runs with what a test needs and nothing more: RBAC authorization (the static admin token is in
+//! `system:masters`, so it may do anything; a ServiceAccount's token gets what its roles grant), a service-account
+//! key from `openssl` (TokenRequest works), its self-signed serving certificate in a temporary `--cert-dir`, and no
 //! ServiceAccount admission (no controller-manager creates service accounts here). Everything is stopped when the
 //! [`Cluster`] is dropped; a process outlives a killed test process only if `setpriv` is missing.
 
@@ -233,7 +234,7 @@ impl Cluster {
             format!("--service-account-key-file={key}"),
             format!("--service-account-signing-key-file={key}"),
             format!("--token-auth-file={}", dir.join("tokens.csv").display()),
-            "--authorization-mode=AlwaysAllow".to_owned(),
+            "--authorization-mode=RBAC".to_owned(),
             "--disable-admission-plugins=ServiceAccount".to_owned(),
             "--enable-priority-and-fairness=false".to_owned(),
             "--profiling=false".to_owned(),
@@ -278,11 +279,16 @@ impl Cluster {
 
     /// A kubeconfig for the apiserver at `server` (the apiserver itself, or a proxy in front of it).
     pub fn kubeconfig(&self, server: SocketAddr) -> String {
+        self.kubeconfig_with_token(server, TOKEN)
+    }
+
+    /// A kubeconfig for the apiserver at `server` that authenticates with `token` (e.g. a ServiceAccount's).
+    pub fn kubeconfig_with_token(&self, server: SocketAddr, token: &str) -> String {
         let ca = self.dir.path().join("certs").join("apiserver.crt");
         format!(
             "apiVersion: v1\nkind: Config\n\
              clusters: [{{name: test, cluster: {{server: 'https://{server}', certificate-authority: '{}'}}}}]\n\
-             users: [{{name: admin, user: {{token: {TOKEN}}}}}]\n\
+             users: [{{name: admin, user: {{token: '{token}'}}}}]\n\
              contexts: [{{name: test, context: {{cluster: test, user: admin}}}}]\n\
              current-context: test\n",
             ca.display()
@@ -297,6 +303,13 @@ impl Cluster {
     /// A client configured from [`Cluster::kubeconfig_path`], as kube reads `KUBECONFIG`.
     pub async fn client(&self) -> Result<Client> {
         let kubeconfig = Kubeconfig::read_from(self.kubeconfig_path())?;
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+        Ok(Client::try_from(config)?)
+    }
+
+    /// A client that authenticates with `token` instead of the admin's.
+    pub async fn client_with_token(&self, token: &str) -> Result<Client> {
+        let kubeconfig = Kubeconfig::from_yaml(&self.kubeconfig_with_token(self.apiserver_addr, token))?;
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
         Ok(Client::try_from(config)?)
     }

@@ -45,6 +45,8 @@ macro_rules! cluster {
     };
 }
 
+mod lab_cluster;
+
 // === pilotfish, in process ===
 
 /// pilotfish's Kubernetes source (and, on request, its ADS server) in this process, and the gateway class whose
