@@ -252,8 +252,11 @@ async fn an_injected_sidecar_run_by_envoy_joins_pilotfish_as_its_pod_and_class()
     let args: Vec<&str> = proxy["args"].as_array().context("args")?.iter().filter_map(Value::as_str).collect();
     let config = args.iter().position(|a| *a == "--config-yaml").context("--config-yaml")?;
     let mut bootstrap: Value = serde_json::from_str(args[config + 1])?;
-    // The one change for this machine: Envoy's admin on any free port instead of the pod's 15000.
+    // The changes for this machine: Envoy's admin on any free port instead of the pod's 15000, and listeners bound
+    // to loopback instead of the captured shape, whose virtual listener would take 0.0.0.0:15001 of the host (the
+    // captured shape itself is tested in a network namespace, tests/tests/capture.rs).
     bootstrap["admin"]["address"]["socket_address"]["port_value"] = 0.into();
+    bootstrap["node"]["metadata"]["OUTBOUND_BIND"] = "127.0.0.1".into();
     let node = args.iter().position(|a| *a == "--service-node").context("--service-node")?;
     // What Kubernetes makes of $(POD_NAME).$(POD_NAMESPACE) for one pod of reviews-v1.
     let node_id =
@@ -264,7 +267,7 @@ async fn an_injected_sidecar_run_by_envoy_joins_pilotfish_as_its_pod_and_class()
     control_plane.wait_synced(Some(&node_id), std::time::Duration::from_secs(20)).await?;
     let status = control_plane.proxy(&node_id).context("the sidecar is not connected under its pod's name")?;
     ensure!(
-        status.class.to_string() == "sidecar/bookinfo{app=reviews,version=v1}",
+        status.class.to_string() == "sidecar/bookinfo{app=reviews,version=v1}@127.0.0.1",
         "the sidecar's class is {}",
         status.class
     );
