@@ -107,7 +107,8 @@ struct FileRead {
 pub struct DirectorySource {
     dir: PathBuf,
     state: State,
-    files: Mutex<Option<BTreeMap<PathBuf, FileRead>>>,
+    /// The files as last read; shared with the publish in progress rather than copied, as it holds every object.
+    files: Mutex<Option<Arc<BTreeMap<PathBuf, FileRead>>>>,
     last_valid: LastValid,
     /// What was published last, for the endpoint fast path.
     published: Mutex<Option<pipeline::Published>>,
@@ -136,7 +137,10 @@ impl DirectorySource {
         };
         let previous = files.take();
         let first = previous.is_none();
-        let mut previous = previous.unwrap_or_default();
+        // Unshared unless a publish of the last read is still running (it holds the map only while it runs).
+        let mut previous = previous
+            .map(|shared| Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone()))
+            .unwrap_or_default();
         let mut changed = first || previous.len() != listed.len();
         let mut current = BTreeMap::new();
         for path in listed {
@@ -152,7 +156,8 @@ impl DirectorySource {
             }
         }
         changed |= !previous.is_empty(); // files removed
-        *files = Some(current.clone());
+        let current = Arc::new(current);
+        *files = Some(Arc::clone(&current));
         drop(files);
         if changed {
             self.publish(&current);
