@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use api_protos::pb::envoy::config::cluster::v3::{Cluster, cluster::ClusterDiscoveryType, cluster::DiscoveryType};
 use api_protos::pb::envoy::config::endpoint::v3::ClusterLoadAssignment;
@@ -21,6 +21,7 @@ use api_protos::pb::envoy::extensions::filters::network::tcp_proxy::v3::{
     TcpProxy, tcp_proxy::ClusterSpecifier as TcpClusterSpecifier,
 };
 use api_protos::{Any, ResourceType, any, reflect};
+use bytes::Bytes;
 use prost::Message;
 use xxhash_rust::xxh3::Xxh3;
 
@@ -31,6 +32,27 @@ pub struct Resource {
     pub version: String,
     pub body: Any,
     pub references: References,
+    /// The resource as it goes on the wire, encoded once and shared by every stream that sends it.
+    pub encoded: EncodedEntries,
+}
+
+/// A resource's encoded response entries, filled in the first time a stream sends it.
+///
+/// Every proxy of a class gets the same resources: encoding them once per resource instead of once per response
+/// keeps the streams from each holding a copy of their largest response.
+#[derive(Clone, Debug, Default)]
+pub struct EncodedEntries {
+    /// The `resources` entry of a SotW `DiscoveryResponse` (the `Any`, tag included).
+    pub sotw: OnceLock<Bytes>,
+    /// The `resources` entry of a `DeltaDiscoveryResponse` (a `Resource` message, tag included).
+    pub delta: OnceLock<Bytes>,
+}
+
+/// A cache of what the resource already holds: it never makes two resources differ.
+impl PartialEq for EncodedEntries {
+    fn eq(&self, _: &EncodedEntries) -> bool {
+        true
+    }
 }
 
 /// Names a resource depends on, by type.
@@ -91,7 +113,7 @@ impl Resource {
             return Err(SnapshotError::Unnamed { kind });
         }
         let version = content_version(&body.value);
-        Ok((kind, Resource { name, version, body, references }))
+        Ok((kind, Resource { name, version, body, references, encoded: EncodedEntries::default() }))
     }
 
     /// Packs and reads a typed message.

@@ -650,6 +650,7 @@ impl Resource {
             version: version.to_owned(),
             body: Any::default(),
             references: Default::default(),
+            encoded: Default::default(),
         }
     }
 }
