@@ -2,9 +2,11 @@
 //!
 //! Each stream is one task. It learns the proxy's class from the node in the first request, watches that class's
 //! snapshot in the cache, and feeds requests and snapshots to [`stream::StreamState`], sending what it returns.
+//! Responses go out as shared, pre-encoded chunks (see `grpc` and `wire`), not through tonic's encoder.
 //! The task ends when the proxy goes (end of stream, or an h2 reset, which tonic reports as an error), when the
 //! response channel closes, or on shutdown; the registry entry goes with it.
 
+mod grpc;
 pub mod stream;
 mod wire;
 
@@ -16,20 +18,14 @@ pub mod ads {
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ads::aggregated_discovery_service_server::{AggregatedDiscoveryService, AggregatedDiscoveryServiceServer};
 use api_protos::ResourceType;
-use api_protos::pb::envoy::service::discovery::v3::{
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
-use futures::Stream;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
-use tonic::{Request, Response, Status, Streaming};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 use translator::ProxyClass;
 
@@ -60,49 +56,21 @@ impl AdsService {
         AdsService { state, shutdown }
     }
 
-    fn start<W: Wire>(&self, request: Request<Streaming<W::Request>>) -> ReceiverStream<Result<W::Response, Status>> {
-        let peer = request.remote_addr();
+    /// Starts the task of a new stream; its responses come out of the returned queue.
+    fn start<W: Wire>(&self, peer: Option<SocketAddr>, inbound: Streaming<W::Request>) -> mpsc::Receiver<grpc::Queued> {
         let (responses, receiver) = mpsc::channel(RESPONSE_QUEUE);
-        let task = StreamTask::<W> {
-            service: self.clone(),
-            inbound: request.into_inner(),
-            responses,
-            changed_at: None,
-            held: Vec::new(),
-        };
+        let task = StreamTask::<W> { service: self.clone(), inbound, responses, changed_at: None, held: Vec::new() };
         let span =
             info_span!("ads", protocol = W::NAME, peer = %peer.map_or_else(|| "?".to_owned(), |p| p.to_string()));
         tokio::spawn(task.run().instrument(span));
-        ReceiverStream::new(receiver)
-    }
-}
-
-type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsService {
-    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
-    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
-
-    async fn stream_aggregated_resources(
-        &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        Ok(Response::new(Box::pin(self.start::<wire::Sotw>(request))))
-    }
-
-    async fn delta_aggregated_resources(
-        &self,
-        request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        Ok(Response::new(Box::pin(self.start::<wire::Delta>(request))))
+        receiver
     }
 }
 
 struct StreamTask<W: Wire> {
     service: AdsService,
     inbound: Streaming<W::Request>,
-    responses: mpsc::Sender<Result<W::Response, Status>>,
+    responses: mpsc::Sender<grpc::Queued>,
     /// When the latest snapshot reached this stream, until the proxy has ACKed all of it.
     changed_at: Option<Instant>,
     /// What was held back at the last push (logged when it changes).
@@ -254,7 +222,12 @@ impl<W: Wire> StreamTask<W> {
                 removed = ?response.removed,
                 "→ response"
             );
-            if self.responses.send(Ok(W::write(&response))).await.is_err() {
+            let message = W::write(&response);
+            if let Err(status) = &message {
+                warn!(type = %response.kind, %status, "failed to frame a response; closing the stream");
+            }
+            let framed = message.is_ok();
+            if self.responses.send(message).await.is_err() || !framed {
                 return false;
             }
         }
@@ -285,7 +258,7 @@ pub async fn serve(
         // Notices proxies that vanished without closing their connection.
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(AggregatedDiscoveryServiceServer::new(service).max_decoding_message_size(64 << 20))
+        .add_service(grpc::AdsRoutes::new(service))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
             shutdown.await;
             // Streams never end by themselves: tell their tasks, or a graceful shutdown would wait forever.
