@@ -10,7 +10,7 @@ use std::future::{Ready, ready};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue};
 use http_body::Frame;
@@ -27,6 +27,13 @@ const MAX_REQUEST_SIZE: usize = 64 << 20;
 
 const SOTW_PATH: &str = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
 const DELTA_PATH: &str = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
+
+/// Chunks smaller than this are joined into data frames of up to this size.
+///
+/// h2 keeps a slot per queued data frame in a per-connection slab that never shrinks: a frame per resource entry
+/// (thousands per response, hundreds of bytes each) would leave every connection holding a slab sized for its
+/// largest response. Joined frames are copies, but short-lived ones: each is freed once written.
+const FRAME_SIZE: usize = 16 * 1024;
 
 /// What a stream's task queues for its response body: one message's chunks, or the status that ends the stream.
 pub(super) type Queued = Result<Vec<Bytes>, Status>;
@@ -98,6 +105,28 @@ impl ResponseBody {
     fn new(queue: mpsc::Receiver<Queued>) -> ResponseBody {
         ResponseBody { queue, pending: Vec::new().into_iter(), finished: false }
     }
+
+    /// The next data frame of the current message: a large chunk as it is, small ones joined up to [`FRAME_SIZE`].
+    fn next_data(&mut self) -> Option<Bytes> {
+        let mut joined_len = 0;
+        let joined = self
+            .pending
+            .as_slice()
+            .iter()
+            .take_while(|chunk| {
+                joined_len += chunk.len();
+                joined_len <= FRAME_SIZE
+            })
+            .count();
+        if joined <= 1 {
+            return self.pending.next();
+        }
+        let mut frame = BytesMut::with_capacity(FRAME_SIZE.min(joined_len));
+        for chunk in self.pending.by_ref().take(joined) {
+            frame.extend_from_slice(&chunk);
+        }
+        Some(frame.freeze())
+    }
 }
 
 impl http_body::Body for ResponseBody {
@@ -106,7 +135,7 @@ impl http_body::Body for ResponseBody {
 
     fn poll_frame(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let body = self.get_mut();
-        if let Some(chunk) = body.pending.next() {
+        if let Some(chunk) = body.next_data() {
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
         if body.finished {
@@ -116,7 +145,7 @@ impl http_body::Body for ResponseBody {
             match std::task::ready!(body.queue.poll_recv(context)) {
                 Some(Ok(chunks)) => {
                     body.pending = chunks.into_iter();
-                    if let Some(chunk) = body.pending.next() {
+                    if let Some(chunk) = body.next_data() {
                         return Poll::Ready(Some(Ok(Frame::data(chunk))));
                     }
                 }
@@ -174,10 +203,37 @@ mod tests {
                 Err(frame) => break frame.into_trailers().expect("a frame is data or trailers"),
             }
         };
-        assert_eq!(data, [&b"head"[..], b"entry", b"next"]);
+        // A message's small chunks go out as one frame; messages are never joined.
+        assert_eq!(data, [&b"headentry"[..], b"next"]);
         assert_eq!(trailers.get("grpc-status").map(HeaderValue::as_bytes), Some(&b"0"[..]));
         assert!(body.is_end_stream());
         assert!(next_frame(&mut body).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn small_chunks_are_joined_and_large_ones_go_as_they_are() {
+        let (queue, receiver) = mpsc::channel(4);
+        let mut body = ResponseBody::new(receiver);
+        let small = Bytes::from(vec![1_u8; 1000]);
+        let large = Bytes::from(vec![2_u8; FRAME_SIZE + 1]);
+        let mut chunks = vec![small.clone(); 20];
+        chunks.push(large.clone());
+        chunks.push(small.clone());
+        let sent: Vec<u8> = chunks.iter().flat_map(|chunk| chunk.iter().copied()).collect();
+        queue.send(Ok(chunks)).await.expect("the body is listening");
+        drop(queue);
+        let mut frames = Vec::new();
+        while let Some(frame) = next_frame(&mut body).await {
+            if let Ok(data) = frame.into_data() {
+                frames.push(data);
+            }
+        }
+        let sizes: Vec<usize> = frames.iter().map(Bytes::len).collect();
+        assert_eq!(sizes, [16_000, 4_000, FRAME_SIZE + 1, 1000]);
+        // The large chunk is the very same buffer, not a copy.
+        assert_eq!(frames[2].as_ptr(), large.as_ptr());
+        let received: Vec<u8> = frames.iter().flat_map(|frame| frame.iter().copied()).collect();
+        assert_eq!(received, sent);
     }
 
     #[tokio::test]
