@@ -133,7 +133,8 @@ fn world(n: usize) -> World {
 /// `world` with the objects `yaml` defines in place of those of the same kind, namespace and name.
 fn with_replaced(world: &World, yaml: &str) -> World {
     /// Keeps where the object was read: the product sees an edit of the same document of the same file.
-    fn replace<T>(objects: &mut [Arc<Object<T>>], mut object: Object<T>) {
+    fn replace<T: Clone>(objects: &mut [Arc<Object<T>>], object: Arc<Object<T>>) {
+        let mut object = Arc::unwrap_or_clone(object);
         let slot = objects
             .iter_mut()
             .find(|o| o.meta.namespace == object.meta.namespace && o.meta.name == object.meta.name)

@@ -17,8 +17,8 @@ use notify::{RecursiveMode, Watcher};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
-use translator::validate::validate;
-use translator::{Diagnostic, Input, ObjectRef, Translator, World};
+use translator::validate::check_input;
+use translator::{Diagnostic, Input, ObjectRef, World};
 
 use crate::State;
 use crate::config_dir::{self, Origin};
@@ -66,14 +66,19 @@ impl LastValid {
     /// ones. Returns the inputs to translate and a message per object kept.
     pub fn keep(&self, inputs: Vec<Input>) -> (Vec<Input>, Vec<String>) {
         let mut last_valid = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (world, _) = World::new(inputs.clone());
-        let invalid = validate(&world).invalid;
+        // Of two definitions of one object the first counts, as in `World::new`; an object still the one last
+        // found valid (the same `Arc`) is not validated again.
+        let mut validity = BTreeMap::new();
         let mut kept = Vec::new();
         let mut result = Vec::with_capacity(inputs.len());
         let mut seen = BTreeMap::new();
         for input in inputs {
             let reference = input.reference();
-            if invalid.contains(&reference) {
+            let valid = *validity.entry(reference.clone()).or_insert_with(|| match last_valid.get(&reference) {
+                Some(previous) if previous.same(&input) => true,
+                _ => check_input(&input).valid,
+            });
+            if !valid {
                 if let Some(previous) = last_valid.get(&reference) {
                     let message =
                         format!("{reference} is invalid now; serving its last valid version until it is fixed");
@@ -177,7 +182,8 @@ impl DirectorySource {
             .collect();
         let (inputs, kept) = self.last_valid.keep(inputs);
         let (world, duplicates) = World::new(inputs);
-        let translator = Arc::new(Translator::new(&world));
+        let mut published = self.published.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let translator = Arc::new(pipeline::translator(&world, published.as_ref()));
         let mut diagnostics: Vec<String> = files.values().flat_map(|f| f.problems.iter().cloned()).collect();
         diagnostics.extend(kept);
         for problem in &diagnostics {
@@ -191,7 +197,6 @@ impl DirectorySource {
         let raw_resources: Vec<_> =
             raw.iter().map(|(origin, any)| json!({ "type": any.type_url, "source": origin.to_string() })).collect();
         let raw = Arc::new(raw.into_iter().map(|(origin, any)| (origin.proxies.clone(), any.clone())).collect());
-        let mut published = self.published.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (rebuild, now) = pipeline::publish(&self.state, translator, raw, published.as_ref());
         *published = Some(now);
         drop(published);

@@ -35,7 +35,7 @@ fn pod(ready: bool, labels: &[(&str, &str)]) -> Input {
         }),
         ..K8sPod::default()
     };
-    Input::Pod(Object { meta: meta(&k8s.metadata), spec: Pod::from_k8s(k8s) })
+    Input::Pod(Arc::new(Object { meta: meta(&k8s.metadata), spec: Pod::from_k8s(k8s) }))
 }
 
 fn key_of(name: &str) -> Key {
