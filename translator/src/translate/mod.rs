@@ -15,6 +15,7 @@ mod cluster;
 mod envoy;
 mod gateway;
 mod listener;
+mod mesh;
 mod route;
 mod sidecar;
 
