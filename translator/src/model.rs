@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::diagnostics::{Diagnostic, ObjectRef};
 use crate::input::istio::{DestinationRule, Gateway, ServiceEntry, VirtualService};
 use crate::input::registry::{self, TargetPort};
-use crate::input::{Kind, Labels, Object, Source, World, same_objects};
+use crate::input::{Kind, Labels, Object, Source, World, position_in, same_objects};
 use crate::validate::{Check, Checks};
 
 pub const CLUSTER_DOMAIN: &str = "svc.cluster.local";
@@ -196,6 +196,16 @@ impl Model {
 
     /// Builds the model from the objects of `world` its `checks` find valid.
     pub fn checked(world: &World, checks: &Checks) -> Model {
+        Model::build(world, checks, None)
+    }
+
+    /// Like [`Model::checked`], taking from `self` (the model of `before`) the services of the objects `world`
+    /// still shares with `before` (the same `Arc`s), where the endpoints they read did not change either.
+    pub fn rebuilt(&self, before: &World, world: &World, checks: &Checks) -> Model {
+        Model::build(world, checks, Some((before, self)))
+    }
+
+    fn build(world: &World, checks: &Checks, previous: Option<(&World, &Model)>) -> Model {
         fn valid<T>(objects: &[Arc<Object<T>>], checks: &[Check]) -> Vec<Arc<Object<T>>> {
             objects.iter().zip(checks).filter(|(_, check)| check.valid).map(|(o, _)| Arc::clone(o)).collect()
         }
@@ -218,13 +228,24 @@ impl Model {
         }
         model.rule_index = Arc::new(rule_index);
         let registry = Registry::new(&world.endpoint_slices, &world.pods);
-        for service in &world.services {
-            let built = kubernetes_service(service, &registry);
-            model.services.insert(built.hostname.clone(), Arc::new(built));
+        let registry_changes = previous.map(|(before, _)| changed_registry_namespaces(before, world));
+        for (index, service) in world.services.iter().enumerate() {
+            let unchanged = previous.zip(registry_changes.as_ref()).and_then(|((before, model), changes)| {
+                let shared = position_in(&before.services, service, index).is_some();
+                let hostname = kubernetes_hostname(&service.meta.name, &service.meta.namespace);
+                model.services.get(&hostname).filter(|_| shared && !changes.contains(&service.meta.namespace))
+            });
+            let built = match unchanged {
+                Some(built) => Arc::clone(built),
+                None => Arc::new(kubernetes_service(service, &registry)),
+            };
+            model.services.insert(built.hostname.clone(), built);
         }
-        let entries = world.service_entries.iter().zip(&checks.service_entries).filter(|(_, check)| check.valid);
-        for (entry, _) in entries {
-            for built in service_entry_services(entry) {
+        let entries = world.service_entries.iter().zip(&checks.service_entries).enumerate();
+        for (index, (entry, _)) in entries.filter(|(_, (_, check))| check.valid) {
+            let reused = previous.and_then(|(before, model)| model.entry_services(before, entry, index));
+            let built = reused.unwrap_or_else(|| service_entry_services(entry).into_iter().map(Arc::new).collect());
+            for built in built {
                 if let Some(existing) = model.services.get(&built.hostname) {
                     model.diagnostics.push(
                         Diagnostic::warning(format!(
@@ -236,10 +257,23 @@ impl Model {
                     );
                     continue;
                 }
-                model.services.insert(built.hostname.clone(), Arc::new(built));
+                model.services.insert(built.hostname.clone(), built);
             }
         }
         model
+    }
+
+    /// The services `self` (the model of `before`) holds for `entry`, when `before` has that very object and each
+    /// of its hosts was its own: what building them again would give.
+    fn entry_services(
+        &self,
+        before: &World,
+        entry: &Arc<Object<ServiceEntry>>,
+        hint: usize,
+    ) -> Option<Vec<Arc<Service>>> {
+        position_in(&before.service_entries, entry, hint)?;
+        let reference = entry.reference(Kind::ServiceEntry);
+        entry.spec.hosts.iter().map(|host| self.services.get(host).filter(|s| s.origin == reference).cloned()).collect()
     }
 
     /// The model of `world`, made from `self` (the model of `before`, `checks_before` its checks) by rebuilding
@@ -328,6 +362,10 @@ impl Model {
         }
         None
     }
+}
+
+fn kubernetes_hostname(name: &str, namespace: &str) -> String {
+    format!("{name}.{namespace}.{CLUSTER_DOMAIN}")
 }
 
 fn short_names(name: &str, namespace: &str) -> Vec<String> {
@@ -487,7 +525,7 @@ fn kubernetes_service(object: &Object<registry::Service>, registry: &Registry<'_
     }
     endpoints.sort_by(|a, b| a.address.cmp(&b.address));
     Service {
-        hostname: format!("{name}.{namespace}.{CLUSTER_DOMAIN}"),
+        hostname: kubernetes_hostname(name, namespace),
         namespace: namespace.clone(),
         ports: sorted_ports(ports),
         resolution: Resolution::Static,

@@ -145,6 +145,20 @@ fn edits(world: &World) -> Vec<Edit> {
         });
         edit(format!("VirtualService {name}: gone"), &|w| w.virtual_services = removed(&w.virtual_services, i));
     }
+    if !world.pods.is_empty() && !world.virtual_services.is_empty() {
+        edit("the first Pod's readiness flips and the first VirtualService goes".to_owned(), &|w| {
+            w.pods = edited(&w.pods, 0, |o| o.spec.ready = !o.spec.ready);
+            w.virtual_services = removed(&w.virtual_services, 0);
+        });
+    }
+    if !world.service_entries.is_empty() && !world.virtual_services.is_empty() {
+        edit("the first ServiceEntry's endpoints and the first VirtualService change".to_owned(), &|w| {
+            w.service_entries = edited(&w.service_entries, 0, |o| {
+                o.spec.endpoints.pop();
+            });
+            w.virtual_services = removed(&w.virtual_services, 0);
+        });
+    }
     for (i, rule) in world.destination_rules.iter().enumerate() {
         let name = &rule.meta.name;
         edit(format!("DestinationRule {name}: gone"), &|w| w.destination_rules = removed(&w.destination_rules, i));

@@ -71,7 +71,6 @@ impl LastValid {
         let mut validity = BTreeMap::new();
         let mut kept = Vec::new();
         let mut result = Vec::with_capacity(inputs.len());
-        let mut seen = BTreeMap::new();
         for input in inputs {
             let reference = input.reference();
             let valid = *validity.entry(reference.clone()).or_insert_with(|| match last_valid.get(&reference) {
@@ -84,18 +83,16 @@ impl LastValid {
                         format!("{reference} is invalid now; serving its last valid version until it is fixed");
                     warn!("{message}");
                     kept.push(message);
-                    seen.insert(reference, ());
                     result.push(previous.clone());
                     continue;
                 }
-            } else {
+            } else if !last_valid.get(&reference).is_some_and(|previous| previous.same(&input)) {
                 last_valid.insert(reference.clone(), input.clone());
             }
-            seen.insert(reference, ());
             result.push(input);
         }
         // Objects gone from the files are gone.
-        last_valid.retain(|reference, _| seen.contains_key(reference));
+        last_valid.retain(|reference, _| validity.contains_key(reference));
         (result, kept)
     }
 }

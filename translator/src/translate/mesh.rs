@@ -46,8 +46,9 @@ impl<'a> MeshHosts<'a> {
     /// The VirtualService that routes `hostname` for sidecars: the one naming it exactly, else the most specific
     /// wildcard covering it.
     pub fn get(&self, hostname: &str) -> Option<&'a Object<VirtualService>> {
-        self.exact.get(hostname).copied().or_else(|| {
-            self.wildcards.iter().find(|(pattern, _)| host_matches(pattern, hostname)).map(|(_, vs)| *vs)
-        })
+        self.exact
+            .get(hostname)
+            .copied()
+            .or_else(|| self.wildcards.iter().find(|(pattern, _)| host_matches(pattern, hostname)).map(|(_, vs)| *vs))
     }
 }

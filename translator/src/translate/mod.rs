@@ -92,7 +92,7 @@ impl Translator {
             // Hosts, rules, gateways and VirtualServices are as they were: so is the analysis.
             Some(model) => Translator::assemble(world, checks, model, Some(previous.analysis.clone())),
             None => {
-                let model = Model::checked(world, &checks);
+                let model = previous.model.rebuilt(&previous.world, world, &checks);
                 Translator::assemble(world, checks, model, None)
             }
         }
