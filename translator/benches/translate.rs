@@ -27,7 +27,7 @@
 //!
 //! For instruction counts, which stay put on a busy machine where times do not: `TRANSLATE_BENCH_ONCE=1` builds
 //! the worlds and makes each change once (`endpoint_change_once`: the whole endpoint change; `vs_change_once`:
-//! the `Translator::update` of the VirtualService change), with nothing else measured:
+//! the `Translator::update` of the VirtualService change; `translate_once`: a full translation for both classes):
 //!
 //! ```sh
 //! TRANSLATE_BENCH_ONCE=1 TRANSLATE_BENCH_SIZES=10000 valgrind --tool=callgrind \
@@ -226,6 +226,12 @@ fn vs_change_once(world: &World, previous: &Translator) -> Translator {
     Translator::update(previous, world)
 }
 
+/// A full translation for every class, made once where a profiler can find it.
+#[inline(never)]
+fn translate_once(translator: &Translator, classes: &[ProxyClass]) -> usize {
+    classes.iter().map(|class| translator.translate(class).resources().len()).sum()
+}
+
 fn hosts_suffix(n: usize) -> String {
     format!("|{}", host(changed(n)))
 }
@@ -243,6 +249,7 @@ fn bench_size(c: &mut Criterion, n: usize) {
     if std::env::var_os("TRANSLATE_BENCH_ONCE").is_some() {
         black_box(endpoint_change_once(&endpoint_change, &before, &classes));
         black_box(vs_change_once(&vs_change, &before));
+        black_box(translate_once(&before, &classes));
         return;
     }
 

@@ -160,7 +160,8 @@ pub fn host_specificity(pattern: &str) -> (bool, usize) {
 /// Everything translation reads, indexed.
 #[derive(Clone, Debug, Default)]
 pub struct Model {
-    pub services: BTreeMap<String, Arc<Service>>,
+    /// Keyed by host name, shared with the service (cloning the map for an update allocates no strings).
+    pub services: BTreeMap<Arc<str>, Arc<Service>>,
     pub gateways: Vec<Arc<Object<Gateway>>>,
     pub virtual_services: Vec<Arc<Object<VirtualService>>>,
     pub destination_rules: Vec<Arc<Object<DestinationRule>>>,
@@ -186,10 +187,10 @@ impl Model {
             objects.iter().map(|o| Check { diagnostics: Vec::new(), valid: valid(o) }).collect()
         }
         let checks = Checks {
-            gateways: checks(&world.gateways, Kind::Gateway, invalid),
-            virtual_services: checks(&world.virtual_services, Kind::VirtualService, invalid),
-            destination_rules: checks(&world.destination_rules, Kind::DestinationRule, invalid),
-            service_entries: checks(&world.service_entries, Kind::ServiceEntry, invalid),
+            gateways: Arc::new(checks(&world.gateways, Kind::Gateway, invalid)),
+            virtual_services: Arc::new(checks(&world.virtual_services, Kind::VirtualService, invalid)),
+            destination_rules: Arc::new(checks(&world.destination_rules, Kind::DestinationRule, invalid)),
+            service_entries: Arc::new(checks(&world.service_entries, Kind::ServiceEntry, invalid)),
         };
         Model::checked(world, &checks)
     }
@@ -233,20 +234,20 @@ impl Model {
             let unchanged = previous.zip(registry_changes.as_ref()).and_then(|((before, model), changes)| {
                 let shared = position_in(&before.services, service, index).is_some();
                 let hostname = kubernetes_hostname(&service.meta.name, &service.meta.namespace);
-                model.services.get(&hostname).filter(|_| shared && !changes.contains(&service.meta.namespace))
+                model.services.get(hostname.as_str()).filter(|_| shared && !changes.contains(&service.meta.namespace))
             });
             let built = match unchanged {
                 Some(built) => Arc::clone(built),
                 None => Arc::new(kubernetes_service(service, &registry)),
             };
-            model.services.insert(built.hostname.clone(), built);
+            model.services.insert(Arc::from(built.hostname.as_str()), built);
         }
-        let entries = world.service_entries.iter().zip(&checks.service_entries).enumerate();
+        let entries = world.service_entries.iter().zip(checks.service_entries.iter()).enumerate();
         for (index, (entry, _)) in entries.filter(|(_, (_, check))| check.valid) {
             let reused = previous.and_then(|(before, model)| model.entry_services(before, entry, index));
             let built = reused.unwrap_or_else(|| service_entry_services(entry).into_iter().map(Arc::new).collect());
             for built in built {
-                if let Some(existing) = model.services.get(&built.hostname) {
+                if let Some(existing) = model.services.get(built.hostname.as_str()) {
                     model.diagnostics.push(
                         Diagnostic::warning(format!(
                             "host {} is already defined by {}; this definition is ignored",
@@ -257,7 +258,7 @@ impl Model {
                     );
                     continue;
                 }
-                model.services.insert(built.hostname.clone(), built);
+                model.services.insert(Arc::from(built.hostname.as_str()), built);
             }
         }
         model
@@ -273,7 +274,12 @@ impl Model {
     ) -> Option<Vec<Arc<Service>>> {
         position_in(&before.service_entries, entry, hint)?;
         let reference = entry.reference(Kind::ServiceEntry);
-        entry.spec.hosts.iter().map(|host| self.services.get(host).filter(|s| s.origin == reference).cloned()).collect()
+        entry
+            .spec
+            .hosts
+            .iter()
+            .map(|host| self.services.get(host.as_str()).filter(|s| s.origin == reference).cloned())
+            .collect()
     }
 
     /// The model of `world`, made from `self` (the model of `before`, `checks_before` its checks) by rebuilding
@@ -298,7 +304,7 @@ impl Model {
             let valid = checks.service_entries[index].valid;
             let reference = new.reference(Kind::ServiceEntry);
             let hosts: BTreeSet<&String> = new.spec.hosts.iter().collect();
-            let own = |host: &String| self.services.get(host).is_some_and(|s| s.origin == reference);
+            let own = |host: &String| self.services.get(host.as_str()).is_some_and(|s| s.origin == reference);
             if old.meta.namespace != new.meta.namespace
                 || old.meta.name != new.meta.name
                 || valid != checks_before.service_entries[index].valid
@@ -324,7 +330,7 @@ impl Model {
         }
         let mut model = self.clone();
         for service in services {
-            match model.services.get_mut(&service.hostname) {
+            match model.services.get_mut(service.hostname.as_str()) {
                 Some(existing) if **existing == service => {}
                 Some(existing) => *existing = Arc::new(service),
                 None => return None,

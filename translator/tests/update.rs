@@ -258,14 +258,14 @@ fn an_endpoint_change_rebuilds_only_the_service_it_touches() {
     changed.service_entries =
         edited(&world.service_entries, index, |o| o.spec.endpoints[0].address = "10.9.9.9".into());
     let after = Translator::update(&before, &changed);
-    let rebuilt: BTreeSet<&String> = after
+    let rebuilt: BTreeSet<&str> = after
         .model()
         .services
         .iter()
-        .filter(|(host, service)| !Arc::ptr_eq(service, &before.model().services[*host]))
-        .map(|(host, _)| host)
+        .filter(|(host, service)| !Arc::ptr_eq(service, &before.model().services[&***host]))
+        .map(|(host, _)| &**host)
         .collect();
-    assert_eq!(rebuilt, BTreeSet::from([&"svc-7.example.com".to_owned()]));
+    assert_eq!(rebuilt, BTreeSet::from(["svc-7.example.com"]));
     assert_eq!(after.endpoint_changes_since(&before), Some(BTreeSet::from(["svc-7.example.com".to_owned()])));
     assert_same("svc-7 moved", &after, &Translator::new(&changed), (&before, &before));
 }

@@ -147,7 +147,7 @@ impl Translator {
             if !same_but_endpoints || service.resolution != Resolution::Static {
                 return None;
             }
-            changed.insert(host.clone());
+            changed.insert(host.to_string());
         }
         Some(changed)
     }
@@ -157,7 +157,7 @@ impl Translator {
         let mut diagnostics = Vec::new();
         let mut endpoints = Vec::new();
         for host in hosts {
-            let Some(service) = self.model.services.get(host) else { continue };
+            let Some(service) = self.model.services.get(host.as_str()) else { continue };
             let rule = self.model.destination_rule(host, &class.namespace);
             endpoints.extend(cluster::service_clusters(service, rule.map(AsRef::as_ref), &mut diagnostics).1);
         }

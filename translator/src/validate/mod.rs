@@ -92,10 +92,10 @@ impl Check {
 /// (the same `Arc`) and validate only the others.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Checks {
-    pub gateways: Vec<Check>,
-    pub virtual_services: Vec<Check>,
-    pub destination_rules: Vec<Check>,
-    pub service_entries: Vec<Check>,
+    pub gateways: Arc<Vec<Check>>,
+    pub virtual_services: Arc<Vec<Check>>,
+    pub destination_rules: Arc<Vec<Check>>,
+    pub service_entries: Arc<Vec<Check>>,
 }
 
 impl Checks {
@@ -132,7 +132,7 @@ impl Checks {
     pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
         [&self.gateways, &self.virtual_services, &self.destination_rules, &self.service_entries]
             .into_iter()
-            .flatten()
+            .flat_map(|checks| checks.iter())
             .flat_map(|check| &check.diagnostics)
     }
 
@@ -149,21 +149,26 @@ impl Checks {
     }
 }
 
-/// The checks of `objects`, reusing `checks` (of `before`) for the objects `before` has too.
+/// The checks of `objects`, reusing `checks` (of `before`) for the objects `before` has too: all of them when
+/// `objects` are `before`'s.
 fn check_each<T>(
     objects: &[Arc<Object<T>>],
     before: &[Arc<Object<T>>],
-    checks: &[Check],
+    checks: &Arc<Vec<Check>>,
     validate: fn(&Object<T>) -> Vec<Diagnostic>,
-) -> Vec<Check> {
-    objects
+) -> Arc<Vec<Check>> {
+    if objects.len() == before.len() && objects.iter().zip(before).all(|(a, b)| Arc::ptr_eq(a, b)) {
+        return Arc::clone(checks);
+    }
+    let checked = objects
         .iter()
         .enumerate()
         .map(|(index, object)| match crate::input::position_in(before, object, index) {
             Some(found) => checks[found].clone(),
             None => Check::new(validate(object)),
         })
-        .collect()
+        .collect();
+    Arc::new(checked)
 }
 
 // === Report ===
