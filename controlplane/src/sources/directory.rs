@@ -277,6 +277,7 @@ fn read_file(path: &Path, stamp: (u64, Option<SystemTime>), last_good: Option<Fi
         return keep_last_good(path, stamp, last_good, error.message);
     }
     let (inputs, input_problems) = translator::read_yaml(&text, &path.display().to_string());
+    let inputs = share_unchanged(inputs, last_good.as_ref().map_or(&[], |read| &read.inputs));
     let mut problems: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
     problems.extend(
         input_problems.iter().filter(|d| !d.message.starts_with("failed to parse YAML")).map(Diagnostic::to_string),
@@ -291,6 +292,20 @@ fn read_file(path: &Path, stamp: (u64, Option<SystemTime>), last_good: Option<Fi
         }
     }
     FileRead { stamp, inputs, raw, problems }
+}
+
+/// `inputs` with each object that equals the one at its position in `previous` (the file's last read) replaced by
+/// that one: translation tells unchanged objects by identity, so an edit of one object in a file of many has the
+/// others validated and modelled no more.
+fn share_unchanged(inputs: Vec<Input>, previous: &[Input]) -> Vec<Input> {
+    inputs
+        .into_iter()
+        .enumerate()
+        .map(|(index, input)| match previous.get(index) {
+            Some(old) if *old == input => old.clone(),
+            _ => input,
+        })
+        .collect()
 }
 
 fn keep_last_good(path: &Path, stamp: (u64, Option<SystemTime>), last_good: Option<FileRead>, why: String) -> FileRead {

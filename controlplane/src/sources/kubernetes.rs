@@ -569,6 +569,9 @@ impl KindStore {
             }
         };
         let changed = slot != previous;
+        // An unchanged object (a relist, a resync, a status-only update) stays the same shared object: translation
+        // tells unchanged objects by identity.
+        let slot = if changed { slot } else { previous };
         match &mut self.listing {
             Some(listing) => {
                 listing.insert(key, slot);
