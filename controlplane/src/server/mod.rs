@@ -35,6 +35,7 @@ use translator::ProxyClass;
 
 use crate::State;
 use crate::metrics::Metrics;
+use crate::registry::{AckTiming, TypeTiming};
 use stream::{RequestOutcome, StreamState};
 use wire::Wire;
 
@@ -69,6 +70,8 @@ impl AdsService {
             responses,
             changed_at: None,
             held: Vec::new(),
+            in_flight: Default::default(),
+            timing: ResourceType::ALL.map(|kind| TypeTiming { kind, last_sent: None, last_ack: None }),
         };
         let span =
             info_span!("ads", protocol = W::NAME, peer = %peer.map_or_else(|| "?".to_owned(), |p| p.to_string()));
@@ -107,6 +110,9 @@ struct StreamTask<W: Wire> {
     changed_at: Option<Instant>,
     /// What was held back at the last push (logged when it changes).
     held: Vec<stream::Held>,
+    /// Per type: the response awaiting an ACK (nonce, when it was sent), and the timings published in the registry.
+    in_flight: [Option<(String, Instant)>; 4],
+    timing: [TypeTiming; 4],
 }
 
 /// Why a stream ended.
@@ -187,10 +193,18 @@ impl<W: Wire> StreamTask<W> {
             warn!(type_url, "ignoring a request for a type pilotfish does not serve");
             return true;
         };
+        let arrived = Instant::now();
         let request = W::read(request);
         let names = request.subscribe.len();
         let nonce = request.response_nonce.clone();
         let (outcome, responses) = state.on_request(kind, request);
+        // An ACK or NACK settles the response in flight; only an ACK says how long applying it took.
+        if matches!(outcome, RequestOutcome::Ack { .. } | RequestOutcome::Nack { .. })
+            && let Some((_, sent)) = self.in_flight[kind.index()].take_if(|(sent_nonce, _)| *sent_nonce == nonce)
+            && matches!(outcome, RequestOutcome::Ack { .. })
+        {
+            self.timing[kind.index()].last_ack = Some(AckTiming { sent, acked: arrived });
+        }
         match &outcome {
             RequestOutcome::Subscribed => debug!(type = %kind, names, "← request"),
             RequestOutcome::Ack { version } => debug!(type = %kind, %version, %nonce, "← ACK"),
@@ -237,7 +251,7 @@ impl<W: Wire> StreamTask<W> {
         let sync = state.sync();
         self.observe_convergence(&sync);
         self.note_held(state);
-        registration.update(state.snapshot().version(), sync, acked_sets(state));
+        registration.update(state.snapshot().version(), sync, self.timing.to_vec(), acked_sets(state));
     }
 
     async fn send(&mut self, responses: Vec<stream::Response>) -> bool {
@@ -257,6 +271,9 @@ impl<W: Wire> StreamTask<W> {
             if self.responses.send(Ok(W::write(&response))).await.is_err() {
                 return false;
             }
+            let sent = Instant::now();
+            self.in_flight[response.kind.index()] = Some((response.nonce.clone(), sent));
+            self.timing[response.kind.index()].last_sent = Some(sent);
         }
         true
     }
