@@ -40,6 +40,8 @@ pub struct Settings {
     pub protocol: Mix,
     pub kinds: Vec<ChangeKind>,
     pub changes: usize,
+    /// Services (ServiceEntries, a cluster each) in the world before the changes start.
+    pub services: usize,
     /// Give up on one change (or the start) after this long.
     pub timeout: Duration,
 }
@@ -51,6 +53,9 @@ pub struct Results {
     pub protocol: Mix,
     pub kind: ChangeKind,
     pub changes: usize,
+    /// Clusters each Envoy had before the changes.
+    #[serde(default)]
+    pub clusters: usize,
     /// Per change: apply → the last Envoy serving it.
     pub all_serving_ms: Summary,
     /// Per Envoy and change: apply → that Envoy serving it.
@@ -73,9 +78,18 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Results>> {
     let stable = Backend::start("stable").await?;
     let fresh = Backend::start("fresh").await?;
     let mut scenario = Scenario::new(Fleet::gateway_ports(settings.envoys), vec![stable.port()], vec![stable.port()]);
+    scenario.services = (0..settings.services).map(|i| (format!("base{i}.bench"), stable.port())).collect();
     let fleet = Fleet::start(&scenario, settings.protocol, &[], settings.timeout).await?;
+    let clusters = fleet
+        .control_plane
+        .proxies()
+        .iter()
+        .flat_map(|p| p.sync.iter().filter(|s| s.kind == api_protos::ResourceType::Cluster))
+        .map(|s| s.resource_count)
+        .max()
+        .unwrap_or(0);
     eprintln!(
-        "loadgen: {} Envoy(s) ({}) serving; {} changes of each kind",
+        "loadgen: {} Envoy(s) ({}) serving, {clusters} clusters each; {} changes of each kind",
         settings.envoys,
         settings.protocol.as_str(),
         settings.changes
@@ -88,6 +102,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Results>> {
         fresh.take_requests();
         let mut result = result.with_context(|| format!("Envoy logs:\n{}", fleet.logs(20)))?;
         result.load_before.clone_from(&load_before);
+        result.clusters = clusters;
         result.load_after = real::load_average();
         eprintln!(
             "loadgen: {} Envoy(s) {} {}: serving (all) p50 {:.2} ms p99 {:.2} ms max {:.2} ms; Envoy apply (span) \
@@ -126,7 +141,7 @@ async fn measure(
                 Expect::Marker(scenario.marker.to_string())
             }
             ChangeKind::Cluster => {
-                let i = scenario.services.len();
+                let i = scenario.routes.len();
                 let host = format!("c{i}.bench");
                 scenario.services.push((host.clone(), fresh_port));
                 let path = format!("/c-{i}");
@@ -166,6 +181,7 @@ async fn measure(
         protocol: settings.protocol,
         kind,
         changes: settings.changes,
+        clusters: 0,
         all_serving_ms: Summary::of(all_serving),
         serving_ms: Summary::of(serving),
         apply_span_ms: Summary::of(spans),

@@ -42,17 +42,18 @@ pub fn render(runs: &[Run], machine: &Machine, date: &str, command: &str, notes:
         let _ = write!(
             out,
             "\n**Change → real Envoy serving it** (ms; p50 / p99 / max; load average during the runs: {}):\n\n\
-             | xDS | Envoys | change | changes | serving, all Envoys | serving, each Envoy | Envoy apply: first \
+             | xDS | Envoys | clusters | change | changes | serving, all Envoys | serving, each Envoy | Envoy apply: first \
              response → last ACK | Σ response → ACK | all ACKed | serving − apply (p50) | missed |\n\
-             |---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
+             |---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
             dedup(loads).join("; ")
         );
         for r in &converge {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:+.2} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:+.2} | {} |",
                 r.protocol.as_str(),
                 r.envoys,
+                r.clusters,
                 r.kind.as_str(),
                 r.changes,
                 triple(&r.all_serving_ms),

@@ -111,6 +111,9 @@ enum Command {
         /// Changes of each kind.
         #[arg(long, default_value_t = 50)]
         changes: usize,
+        /// Services (a cluster each) in the world besides the one the routes use, for a larger CDS.
+        #[arg(long, default_value_t = 0)]
+        services: usize,
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         timeout: Duration,
         #[arg(long, value_name = "FILE")]
@@ -268,8 +271,8 @@ async fn main() -> anyhow::Result<()> {
             let own = PeerSettings { peer, pilotfish, services, debounce, work_dir };
             finish(&load, bench::peer::run(&own, settings).await?)
         }
-        Command::EnvoyConverge { envoys, protocol, kinds, changes, timeout, json } => {
-            let settings = converge::Settings { envoys, protocol, kinds, changes, timeout };
+        Command::EnvoyConverge { envoys, protocol, kinds, changes, services, timeout, json } => {
+            let settings = converge::Settings { envoys, protocol, kinds, changes, services, timeout };
             let results = converge::run(&settings).await?;
             let missed: usize = results.iter().map(|r| r.missed).sum();
             write_json(json.as_deref(), &Run::Converge { results })?;
