@@ -95,6 +95,10 @@ pub fn render(runs: &[Run], machine: &Machine, date: &str, command: &str, notes:
                 phase.connection_errors
             );
         }
+        if !r.pushes.is_empty() {
+            let pushes: Vec<String> = r.pushes.iter().map(|(kind, count)| format!("{kind} {count}")).collect();
+            let _ = writeln!(out, "\nResponses pilotfish sent the Envoy over the run: {}.", pushes.join(", "));
+        }
         if !r.failures.is_empty() {
             out.push_str("\nFirst failures:\n");
             for failure in &r.failures {

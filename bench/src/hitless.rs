@@ -80,6 +80,9 @@ pub struct Results {
     pub requests: u64,
     pub seconds: f64,
     pub failures: Vec<Failure>,
+    /// Responses pilotfish sent the Envoy over the whole run, by type (CDS, EDS, LDS, RDS).
+    #[serde(default)]
+    pub pushes: Vec<(String, u64)>,
     pub load_before: String,
     pub load_after: String,
 }
@@ -263,6 +266,11 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Results> {
     if let Err(err) = outcome {
         return Err(err.context(format!("Envoy log:\n{}", fleet.logs(30))));
     }
+    let pushes = fleet
+        .control_plane
+        .proxy(&node)
+        .map(|proxy| proxy.sync.iter().map(|s| (s.kind.short_name().to_owned(), s.responses_sent)).collect())
+        .unwrap_or_default();
     fleet.control_plane.shutdown().await;
     let failures = std::mem::take(&mut *load.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     Ok(Results {
@@ -274,6 +282,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Results> {
         phases,
         seconds,
         failures,
+        pushes,
         load_before,
         load_after: real::load_average(),
     })
