@@ -144,7 +144,8 @@ async fn measure(
                 let i = scenario.routes.len();
                 let host = format!("c{i}.bench");
                 scenario.services.push((host.clone(), fresh_port));
-                let path = format!("/c-{i}");
+                // The trailing slash keeps `/c-1/` from matching `/c-10/` as a prefix.
+                let path = format!("/c-{i}/");
                 // First, so the main route's `/` prefix does not catch it.
                 scenario.routes.insert(0, (path.clone(), Target::Host(host)));
                 Expect::Body { path, body: "fresh" }

@@ -38,14 +38,17 @@ pub fn render(runs: &[Run], machine: &Machine, date: &str, command: &str, notes:
         .flatten()
         .collect();
     if !converge.is_empty() {
-        let loads: Vec<String> = converge.iter().map(|r| format!("{} → {}", r.load_before, r.load_after)).collect();
+        let load = match (converge.first(), converge.last()) {
+            (Some(first), Some(last)) => format!("{} → {}", first.load_before, last.load_after),
+            _ => String::new(),
+        };
         let _ = write!(
             out,
             "\n**Change → real Envoy serving it** (ms; p50 / p99 / max; load average during the runs: {}):\n\n\
              | xDS | Envoys | clusters | change | changes | serving, all Envoys | serving, each Envoy | Envoy apply: first \
              response → last ACK | Σ response → ACK | all ACKed | serving − apply (p50) | missed |\n\
              |---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n",
-            dedup(loads).join("; ")
+            load
         );
         for r in &converge {
             let _ = writeln!(
@@ -71,7 +74,8 @@ pub fn render(runs: &[Run], machine: &Machine, date: &str, command: &str, notes:
         let _ = write!(
             out,
             "\n**Hitless changes, {}** ({} keep-alive connections through one Envoy with {} worker(s); {} requests in \
-             {:.1} s = {:.0} requests/s; removed endpoints' backends keep serving {:.1} s; load average {} → {}):\n\n\
+             {:.1} s = {:.0} requests/s; each change under load {:.0} ms after its ACK; removed endpoints' backends keep \
+             serving {:.1} s; load average {} → {}):\n\n\
              | phase | changes | requests | requests/s | non-2xx | connection errors |\n|---|--:|--:|--:|--:|--:|\n",
             r.protocol.as_str(),
             r.connections,
@@ -79,6 +83,7 @@ pub fn render(runs: &[Run], machine: &Machine, date: &str, command: &str, notes:
             r.requests,
             r.seconds,
             r.requests as f64 / r.seconds.max(f64::EPSILON),
+            r.dwell_seconds * 1000.0,
             r.drain_seconds,
             r.load_before,
             r.load_after
@@ -117,11 +122,6 @@ fn triple(summary: &crate::stats::Summary) -> String {
         return "–".to_owned();
     }
     format!("{:.2} / {:.2} / {:.2}", summary.p50, summary.p99, summary.max)
-}
-
-fn dedup(mut items: Vec<String>) -> Vec<String> {
-    items.dedup();
-    items
 }
 
 /// Replaces what is between this section's markers in `document` (or appends them with `table`).

@@ -3,7 +3,7 @@
 //! error, by the kind of change under way.
 //!
 //! - **weight shift**: the main route's v1/v2 split moves (RDS);
-//! - **new route**: a route `/r-<i>` to subset v1 is added; once Envoy serves it, the load includes it (the newest
+//! - **new route**: a route `/r-<i>/` to subset v1 is added; once Envoy serves it, the load includes it (the newest
 //!   few such routes and the main route are under load) (RDS);
 //! - **new subset**: a DestinationRule subset `s<i>` is added and the main route moved onto it, the subset before
 //!   the previous one removed (CDS, EDS, RDS: the route must not reach Envoy before its cluster is warm, and the old
@@ -12,7 +12,8 @@
 //!   oldest one (EDS). A removed backend keeps serving for [`Settings::drain`], as a terminating pod does while it
 //!   drains, and is stopped then.
 //!
-//! Between changes the driver waits until Envoy has ACKed the change, so changes never pile up.
+//! Between changes the driver waits until Envoy has ACKed the change and then [`Settings::dwell`], so changes never
+//! pile up and each one carries traffic before the next.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -47,6 +48,8 @@ pub struct Settings {
     pub concurrency: usize,
     /// How long a removed endpoint's backend keeps serving before it stops.
     pub drain: Duration,
+    /// How long each change stays under load after Envoy ACKed it, before the next change.
+    pub dwell: Duration,
     pub timeout: Duration,
 }
 
@@ -76,6 +79,8 @@ pub struct Results {
     pub connections: usize,
     pub envoy_concurrency: usize,
     pub drain_seconds: f64,
+    #[serde(default)]
+    pub dwell_seconds: f64,
     pub phases: Vec<Phase>,
     pub requests: u64,
     pub seconds: f64,
@@ -188,7 +193,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Results> {
                 match phase {
                     1 => scenario.main = Main::Split(10 + (i as u32 * 7) % 81),
                     2 => {
-                        let path = format!("/r-{i}");
+                        // The trailing slash keeps `/r-1/` from matching `/r-10/` as a prefix.
+                        let path = format!("/r-{i}/");
                         // To v1, whose endpoints churn later on: that churn happens under load.
                         scenario.routes.insert(0, (path.clone(), Target::Subset("v1".to_owned())));
                         probe = Some((path, "v1-"));
@@ -235,6 +241,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Results> {
                         paths.remove(1);
                     }
                 }
+                tokio::time::sleep(settings.dwell).await;
                 phases[phase].changes += 1;
                 // Backends record every request they get: forget them as we go.
                 v2.take_requests();
@@ -278,6 +285,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Results> {
         connections: settings.connections,
         envoy_concurrency: settings.concurrency,
         drain_seconds: settings.drain.as_secs_f64(),
+        dwell_seconds: settings.dwell.as_secs_f64(),
         requests: phases.iter().map(|p| p.requests).sum(),
         phases,
         seconds,

@@ -136,6 +136,9 @@ enum Command {
         /// How long a removed endpoint's backend keeps serving (as a draining pod) before it stops.
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
         drain: Duration,
+        /// How long each change stays under load after Envoy ACKed it, before the next one.
+        #[arg(long, default_value = "20ms", value_parser = parse_duration)]
+        dwell: Duration,
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         timeout: Duration,
         #[arg(long, value_name = "FILE")]
@@ -279,9 +282,9 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(missed == 0, "{missed} Envoy-changes were not served within {timeout:?}");
             Ok(())
         }
-        Command::Hitless { protocol, changes, connections, concurrency, drain, timeout, json } => {
+        Command::Hitless { protocol, changes, connections, concurrency, drain, dwell, timeout, json } => {
             anyhow::ensure!(connections > 0 && concurrency > 0, "--connections and --concurrency must be at least 1");
-            let settings = hitless::Settings { protocol, changes, connections, concurrency, drain, timeout };
+            let settings = hitless::Settings { protocol, changes, connections, concurrency, drain, dwell, timeout };
             let results = hitless::run(&settings).await?;
             eprintln!(
                 "loadgen: hitless {}: {} requests in {:.1} s ({:.0}/s), {} failed",
