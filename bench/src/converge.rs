@@ -79,7 +79,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Results>> {
     let fresh = Backend::start("fresh").await?;
     let mut scenario = Scenario::new(Fleet::gateway_ports(settings.envoys), vec![stable.port()], vec![stable.port()]);
     scenario.services = (0..settings.services).map(|i| (format!("base{i}.bench"), stable.port())).collect();
-    let fleet = Fleet::start(&scenario, settings.protocol, &[], settings.timeout).await?;
+    let fleet = Fleet::start(&mut scenario, settings.protocol, &[], settings.timeout).await?;
     let clusters = fleet
         .control_plane
         .proxies()

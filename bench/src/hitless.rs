@@ -163,7 +163,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Results> {
     let ports = |v1: &VecDeque<Backend>| v1.iter().map(Backend::port).collect::<Vec<_>>();
     let mut scenario = Scenario::new(Fleet::gateway_ports(1), ports(&v1), vec![v2.port()]);
     let concurrency = settings.concurrency.to_string();
-    let fleet = Fleet::start(&scenario, settings.protocol, &["--concurrency", &concurrency], settings.timeout).await?;
+    let fleet =
+        Fleet::start(&mut scenario, settings.protocol, &["--concurrency", &concurrency], settings.timeout).await?;
     let node = real::node_id(0);
     let load = Arc::new(Load {
         started: Instant::now(),

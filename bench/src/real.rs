@@ -166,9 +166,32 @@ impl Fleet {
         (0..envoys).map(|_| free_port()).collect()
     }
 
+    /// Like [`Fleet::try_start`], on fresh gateway ports if one was taken before Envoy could bind it (another
+    /// process, or an outgoing connection given that port: free ports come from the same range) and Envoy rejected
+    /// its listener.
+    pub async fn start(
+        scenario: &mut Scenario,
+        protocol: Mix,
+        envoy_args: &[&str],
+        timeout: Duration,
+    ) -> anyhow::Result<Fleet> {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
+            match Fleet::try_start(scenario, protocol, envoy_args, timeout).await {
+                Err(err) if attempt < ATTEMPTS && format!("{err:#}").contains("Address already in use") => {
+                    eprintln!("loadgen: a gateway port was taken before Envoy bound it ({err:#}); trying other ports");
+                    scenario.gateways = Fleet::gateway_ports(scenario.gateways.len());
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// Starts the control plane with `scenario` (whose gateways say how many Envoys), then the Envoys, and waits
     /// until every Envoy has ACKed everything and serves the main route.
-    pub async fn start(
+    pub async fn try_start(
         scenario: &Scenario,
         protocol: Mix,
         envoy_args: &[&str],
