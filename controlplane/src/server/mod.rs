@@ -291,7 +291,7 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 
 /// The connections `listener` accepts, with Nagle's algorithm off. tonic turns it off only on listeners it binds
 /// itself; left on, a response written while the previous one is still unacknowledged waits for the proxy's
-/// delayed ACK (40 ms on Linux): a change that sends clusters and then endpoints would take that long.
+/// delayed ACK (40 ms on Linux), which a change that sends several responses can run into.
 fn no_delay(listener: TcpListener) -> impl Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     TcpListenerStream::new(listener).map(|accepted| {
         let stream = accepted?;
