@@ -13,11 +13,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod converge;
 pub mod driver;
+pub mod envoy_report;
+pub mod hitless;
 pub mod http;
 pub mod peer;
 pub mod procfs;
 pub mod proxy;
+pub mod real;
 pub mod report;
 pub mod selfhost;
 pub mod stats;

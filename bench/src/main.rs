@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bench::driver::{self, Change, Mix, Results, Settings};
+use bench::envoy_report::{self, Run};
 use bench::peer::PeerSettings;
 use bench::selfhost::{self, SelfSettings};
-use bench::{procfs, report, world};
+use bench::{converge, hitless, procfs, report, world};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -96,6 +97,64 @@ enum Command {
         work_dir: Option<PathBuf>,
         #[command(flatten)]
         load: Load,
+    },
+    /// Real Envoys (gateways) fed by an in-process pilotfish: change → every Envoy serving it, next to Envoy's own
+    /// apply time (response sent → ACK) for the same change.
+    EnvoyConverge {
+        #[arg(long, default_value_t = 1)]
+        envoys: usize,
+        #[arg(long, value_enum, default_value = "sotw")]
+        protocol: Mix,
+        /// Kinds of change, one after the other.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "route,cluster")]
+        kinds: Vec<converge::ChangeKind>,
+        /// Changes of each kind.
+        #[arg(long, default_value_t = 50)]
+        changes: usize,
+        /// Services (a cluster each) in the world besides the one the routes use, for a larger CDS.
+        #[arg(long, default_value_t = 0)]
+        services: usize,
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: Duration,
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+    /// Constant keep-alive load through a real Envoy while weight shifts, new routes, new subsets and endpoint churn
+    /// are applied: every non-2xx reply and connection error, by kind of change.
+    Hitless {
+        #[arg(long, value_enum, default_value = "sotw")]
+        protocol: Mix,
+        /// Changes of each kind.
+        #[arg(long, default_value_t = 100)]
+        changes: usize,
+        /// Keep-alive connections of the load client.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        /// Envoy's worker threads.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// How long a removed endpoint's backend keeps serving (as a draining pod) before it stops.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        drain: Duration,
+        /// How long each change stays under load after Envoy ACKed it, before the next one.
+        #[arg(long, default_value = "20ms", value_parser = parse_duration)]
+        dwell: Duration,
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: Duration,
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+    /// Render `envoy-converge` and `hitless` results (JSON) as markdown; write them between their markers of --out.
+    EnvoyReport {
+        /// The file to splice the tables into (created if missing); `-` prints them.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[arg(long, default_value = "scripts/bench")]
+        command: String,
+        /// A paragraph to add under the tables (repeatable).
+        #[arg(long)]
+        note: Vec<String>,
+        results: Vec<PathBuf>,
     },
     /// Render results (JSON from --json) as a markdown table; write it between the markers of --out.
     Report {
@@ -215,6 +274,60 @@ async fn main() -> anyhow::Result<()> {
             let own = PeerSettings { peer, pilotfish, services, debounce, work_dir };
             finish(&load, bench::peer::run(&own, settings).await?)
         }
+        Command::EnvoyConverge { envoys, protocol, kinds, changes, services, timeout, json } => {
+            let settings = converge::Settings { envoys, protocol, kinds, changes, services, timeout };
+            let results = converge::run(&settings).await?;
+            let missed: usize = results.iter().map(|r| r.missed).sum();
+            write_json(json.as_deref(), &Run::Converge { results })?;
+            anyhow::ensure!(missed == 0, "{missed} Envoy-changes were not served within {timeout:?}");
+            Ok(())
+        }
+        Command::Hitless { protocol, changes, connections, concurrency, drain, dwell, timeout, json } => {
+            anyhow::ensure!(connections > 0 && concurrency > 0, "--connections and --concurrency must be at least 1");
+            let settings = hitless::Settings { protocol, changes, connections, concurrency, drain, dwell, timeout };
+            let results = hitless::run(&settings).await?;
+            eprintln!(
+                "loadgen: hitless {}: {} requests in {:.1} s ({:.0}/s), {} failed",
+                protocol.as_str(),
+                results.requests,
+                results.seconds,
+                results.requests as f64 / results.seconds,
+                results.failed()
+            );
+            for phase in &results.phases {
+                eprintln!(
+                    "loadgen:   {}: {} changes, {} requests, {} non-2xx, {} connection errors",
+                    phase.name, phase.changes, phase.requests, phase.non_2xx, phase.connection_errors
+                );
+            }
+            for failure in &results.failures {
+                eprintln!(
+                    "loadgen:   failure at {:.3} s ({}) {}: {}",
+                    failure.at, failure.phase, failure.path, failure.what
+                );
+            }
+            let failed = results.failed();
+            write_json(json.as_deref(), &Run::Hitless { results })?;
+            // The results are written either way: the table shows the failures.
+            anyhow::ensure!(failed == 0, "{failed} requests failed while changes were applied");
+            Ok(())
+        }
+        Command::EnvoyReport { out, command, note, results } => {
+            let mut runs = Vec::new();
+            for path in &results {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?;
+                runs.push(serde_json::from_str::<Run>(&text).with_context(|| format!("in {}", path.display()))?);
+            }
+            let text = envoy_report::render(&runs, &procfs::Machine::read(), &utc_now(), &command, &note);
+            if out.as_os_str() == "-" {
+                print!("{text}");
+                return Ok(());
+            }
+            let document = std::fs::read_to_string(&out).unwrap_or_default();
+            std::fs::write(&out, envoy_report::splice(&document, &text))
+                .with_context(|| format!("failed to write {}", out.display()))
+        }
         Command::Report { out, command, note, results } => {
             let mut runs = Vec::new();
             for path in &results {
@@ -235,6 +348,26 @@ async fn main() -> anyhow::Result<()> {
             let document = std::fs::read_to_string(&out).unwrap_or_default();
             std::fs::write(&out, report::splice(&document, &table))
                 .with_context(|| format!("failed to write {}", out.display()))
+        }
+    }
+}
+
+fn utc_now() -> String {
+    std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Writes `value` as JSON to `path`, or prints it.
+fn write_json(path: Option<&std::path::Path>, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(value)?;
+    match path {
+        Some(path) => std::fs::write(path, json).with_context(|| format!("failed to write {}", path.display())),
+        None => {
+            println!("{json}");
+            Ok(())
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use api_protos::Any;
 use tracing::{info, warn};
-use translator::{Diagnostic, ProxyClass, ProxySelector, Severity, Translator};
+use translator::{Diagnostic, ProxyClass, ProxySelector, Severity, Translator, World};
 
 use api_protos::ResourceType;
 
@@ -64,6 +64,15 @@ pub fn log_diagnostic(diagnostic: &Diagnostic, class: Option<&ProxyClass>) {
 pub struct Published {
     translator: Arc<Translator>,
     raw: Arc<Vec<(ProxySelector, Any)>>,
+}
+
+/// The Translator of `world`, built from the one last published when there is one: then what did not change is
+/// not validated or modelled again ([`Translator::update`]).
+pub fn translator(world: &World, previous: Option<&Published>) -> Translator {
+    match previous {
+        Some(previous) => Translator::update(&previous.translator, world),
+        None => Translator::new(world),
+    }
 }
 
 /// Publishes the translation of a new World (and the raw resources) to the cache. When only endpoints of EDS

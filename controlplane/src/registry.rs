@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use tokio::sync::watch;
 use translator::ProxyClass;
@@ -25,6 +25,26 @@ pub struct ProxyStatus {
     pub snapshot_version: String,
     /// Per type, in push order.
     pub sync: Vec<TypeSync>,
+    /// Per type, in push order: when responses went out and ACKs came back.
+    pub timing: Vec<TypeTiming>,
+}
+
+/// When the stream handed a type's latest response to gRPC, and how long the proxy took to ACK the last response
+/// it ACKed: the proxy's own apply time (decode, validate, apply, ACK) plus the loopback, as the server sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TypeTiming {
+    pub kind: api_protos::ResourceType,
+    pub last_sent: Option<Instant>,
+    pub last_ack: Option<AckTiming>,
+}
+
+/// One response and its ACK.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AckTiming {
+    /// When the response was handed to gRPC for sending.
+    pub sent: Instant,
+    /// When the request carrying its ACK arrived.
+    pub acked: Instant,
 }
 
 impl ProxyStatus {
@@ -92,6 +112,7 @@ impl ProxyRegistry {
             connected_at: SystemTime::now(),
             snapshot_version: String::new(),
             sync: Vec::new(),
+            timing: Vec::new(),
         };
         self.lock().insert(stream, Entry { status, acked: Vec::new() });
         self.bump();
@@ -130,9 +151,17 @@ impl Registration {
         self.stream
     }
 
-    pub fn update(&self, snapshot_version: String, sync: Vec<TypeSync>, acked: Vec<Arc<ResourceSet>>) {
+    pub fn update(
+        &self,
+        snapshot_version: String,
+        sync: Vec<TypeSync>,
+        timing: Vec<TypeTiming>,
+        acked: Vec<Arc<ResourceSet>>,
+    ) {
         if let Some(entry) = self.registry.lock().get_mut(&self.stream) {
             entry.acked = acked;
+            // Timing changes only with sync (a send or an ACK), so it needs no wake-up of its own.
+            entry.status.timing = timing;
             if entry.status.sync == sync && entry.status.snapshot_version == snapshot_version {
                 return;
             }

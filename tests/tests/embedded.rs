@@ -146,3 +146,31 @@ async fn raw_resources_go_only_to_the_proxies_they_name() -> Result<()> {
     assert_eq!(http_get(listen, "x", "/", &[]).await?.body, "a");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registry_times_each_response_until_envoy_acks_it() -> Result<()> {
+    use api_protos::ResourceType;
+    let a = Backend::start("a").await?;
+    let port = free_port();
+    let control_plane = ControlPlane::start().await?;
+    control_plane.apply("config", &raw_config(port, a.addr(), None))?;
+    let _envoy = envoy_for(&control_plane, "gw").await?;
+    control_plane.wait_synced(Some("gw"), WAIT).await?;
+    let proxy = control_plane.proxy("gw").expect("the proxy is connected");
+    for kind in [ResourceType::Cluster, ResourceType::Listener, ResourceType::Route] {
+        let timing = proxy.timing.iter().find(|t| t.kind == kind).expect("every type has a timing");
+        let ack = timing.last_ack.unwrap_or_else(|| panic!("{kind} was ACKed: {timing:?}"));
+        assert!(ack.acked >= ack.sent && timing.last_sent >= Some(ack.sent), "{timing:?}");
+    }
+    // A route change: only RDS goes out again, and its ACK is timed from the new response.
+    let changed = std::time::Instant::now();
+    control_plane.apply("config", &raw_config(port, a.addr(), Some("/.*")))?;
+    control_plane.wait_synced(Some("gw"), WAIT).await?;
+    let proxy = control_plane.proxy("gw").expect("the proxy is connected");
+    let sent_after = |kind| {
+        proxy.timing.iter().find(|t| t.kind == kind).and_then(|t| t.last_ack).is_some_and(|ack| ack.sent >= changed)
+    };
+    assert!(sent_after(ResourceType::Route), "{:?}", proxy.timing);
+    assert!(!sent_after(ResourceType::Cluster) && !sent_after(ResourceType::Listener), "{:?}", proxy.timing);
+    Ok(())
+}

@@ -6,12 +6,14 @@
 //!
 //! - `new`: `Translator::new` (validation, model, analysis);
 //! - `translate_gateway`, `translate_sidecar`: a full translation for one class;
-//! - `endpoint_change/since`, `endpoint_change/endpoints`: one ServiceEntry's endpoints changed, through the fast
-//!   path: `endpoint_changes_since`, then `endpoints` of the one changed host for both classes;
-//! - `endpoint_change/total`: what the product does for that change: `Translator::new` of the new world, then
+//! - `endpoint_change/update`: one ServiceEntry's endpoints changed: `Translator::update` from the previous one;
+//! - `endpoint_change/since`, `endpoint_change/endpoints`: the same change through the fast path:
+//!   `endpoint_changes_since`, then `endpoints` of the one changed host for both classes;
+//! - `endpoint_change/total`: what the product does for that change: `Translator::update` to the new world, then
 //!   the above, the ClusterLoadAssignments packed as `Any`;
-//! - `vs_change/total`: one VirtualService changed: `Translator::new`, `endpoint_changes_since` (None), then a
-//!   full translation for both classes, every resource packed (as the product does today).
+//! - `vs_change/update`: one VirtualService changed: `Translator::update`;
+//! - `vs_change/total`: what the product does for that change: `Translator::update`, `endpoint_changes_since`
+//!   (None), then a full translation for both classes, every resource packed.
 //!
 //! ```sh
 //! cargo bench -p translator --bench translate                                  # every size
@@ -22,6 +24,15 @@
 //! Without `--bench` (`cargo test --benches`) each benchmark runs once, at 10 services only. A full translation
 //! (`translate_*`, `vs_change/total`) that takes over 2 s (10,000 services today) is timed once and printed
 //! instead of sampled; `TRANSLATE_BENCH_SLOW=1` samples it anyway (10 samples: tens of minutes).
+//!
+//! For instruction counts, which stay put on a busy machine where times do not: `TRANSLATE_BENCH_ONCE=1` builds
+//! the worlds and makes each change once (`endpoint_change_once`: the whole endpoint change; `vs_change_once`:
+//! the `Translator::update` of the VirtualService change; `translate_once`: a full translation for both classes):
+//!
+//! ```sh
+//! TRANSLATE_BENCH_ONCE=1 TRANSLATE_BENCH_SIZES=10000 valgrind --tool=callgrind \
+//!   --toggle-collect='*endpoint_change_once*' target/release/deps/translate-<hash>
+//! ```
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -133,7 +144,8 @@ fn world(n: usize) -> World {
 /// `world` with the objects `yaml` defines in place of those of the same kind, namespace and name.
 fn with_replaced(world: &World, yaml: &str) -> World {
     /// Keeps where the object was read: the product sees an edit of the same document of the same file.
-    fn replace<T>(objects: &mut [Arc<Object<T>>], mut object: Object<T>) {
+    fn replace<T: Clone>(objects: &mut [Arc<Object<T>>], object: Arc<Object<T>>) {
+        let mut object = Arc::unwrap_or_clone(object);
         let slot = objects
             .iter_mut()
             .find(|o| o.meta.namespace == object.meta.namespace && o.meta.name == object.meta.name)
@@ -159,11 +171,11 @@ fn classes() -> [ProxyClass; 2] {
     [gateway, ProxyClass::new(Role::Sidecar)]
 }
 
-/// What the product does when the world changed: a Translator for the new world, then the endpoint fast path when
-/// it applies, else a full translation for every class; the resources packed as `Any` (the product encodes them
-/// next). Returns how many resources it made.
+/// What the product does when the world changed: a Translator for the new world, made from the previous one,
+/// then the endpoint fast path when it applies, else a full translation for every class; the resources packed as
+/// `Any` (the product encodes them next). Returns how many resources it made.
 fn apply_change(world: &World, previous: &Translator, classes: &[ProxyClass]) -> usize {
-    let translator = Translator::new(world);
+    let translator = Translator::update(previous, world);
     match translator.endpoint_changes_since(previous) {
         Some(hosts) => classes.iter().map(|class| translator.endpoints(class, &hosts).iter().map(pack).count()).sum(),
         None => classes.iter().map(|class| translator.translate(class).resources().len()).sum(),
@@ -175,10 +187,11 @@ fn apply_change(world: &World, previous: &Translator, classes: &[ProxyClass]) ->
 /// Above 1,000 services (where a full translation takes seconds) only the cheap checks run.
 fn check(n: usize, before: &Translator, endpoint_change: &World, vs_change: &World, classes: &[ProxyClass]) {
     assert!(before.diagnostics().is_empty(), "{:?}", before.diagnostics());
-    let after = Translator::new(endpoint_change);
+    let after = Translator::update(before, endpoint_change);
     let hosts = after.endpoint_changes_since(before).expect("an endpoint-only change takes the fast path");
     assert_eq!(hosts, BTreeSet::from([host(changed(n))]));
-    assert!(Translator::new(vs_change).endpoint_changes_since(before).is_none());
+    assert_eq!(after.diagnostics(), Translator::new(endpoint_change).diagnostics());
+    assert!(Translator::update(before, vs_change).endpoint_changes_since(before).is_none());
     if n > 1_000 {
         return;
     }
@@ -201,6 +214,24 @@ fn check(n: usize, before: &Translator, endpoint_change: &World, vs_change: &Wor
     }
 }
 
+/// The endpoint change, made once where a profiler can find it.
+#[inline(never)]
+fn endpoint_change_once(world: &World, previous: &Translator, classes: &[ProxyClass]) -> usize {
+    apply_change(world, previous, classes)
+}
+
+/// The Translator of the VirtualService change, made once where a profiler can find it.
+#[inline(never)]
+fn vs_change_once(world: &World, previous: &Translator) -> Translator {
+    Translator::update(previous, world)
+}
+
+/// A full translation for every class, made once where a profiler can find it.
+#[inline(never)]
+fn translate_once(translator: &Translator, classes: &[ProxyClass]) -> usize {
+    classes.iter().map(|class| translator.translate(class).resources().len()).sum()
+}
+
 fn hosts_suffix(n: usize) -> String {
     format!("|{}", host(changed(n)))
 }
@@ -213,8 +244,14 @@ fn bench_size(c: &mut Criterion, n: usize) {
     let vs_change = with_replaced(&world, &virtual_service(i, 80));
     let before = Translator::new(&world);
     check(n, &before, &endpoint_change, &vs_change, &classes);
-    let after = Translator::new(&endpoint_change);
+    let after = Translator::update(&before, &endpoint_change);
     let hosts = BTreeSet::from([host(i)]);
+    if std::env::var_os("TRANSLATE_BENCH_ONCE").is_some() {
+        black_box(endpoint_change_once(&endpoint_change, &before, &classes));
+        black_box(vs_change_once(&vs_change, &before));
+        black_box(translate_once(&before, &classes));
+        return;
+    }
 
     let mut group = c.benchmark_group(format!("services={n}"));
     match n {
@@ -250,6 +287,10 @@ fn bench_size(c: &mut Criterion, n: usize) {
     full("translate_gateway", &|| before.translate(black_box(&classes[0])).clusters.len());
     full("translate_sidecar", &|| before.translate(black_box(&classes[1])).clusters.len());
     full("vs_change/total", &|| apply_change(black_box(&vs_change), &before, &classes));
+    group.bench_function("endpoint_change/update", |b| {
+        b.iter(|| Translator::update(&before, black_box(&endpoint_change)))
+    });
+    group.bench_function("vs_change/update", |b| b.iter(|| Translator::update(&before, black_box(&vs_change))));
     group.bench_function("endpoint_change/since", |b| b.iter(|| after.endpoint_changes_since(black_box(&before))));
     group.bench_function("endpoint_change/endpoints", |b| {
         b.iter(|| classes.iter().map(|class| after.endpoints(black_box(class), &hosts).len()).sum::<usize>())

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use crate::diagnostics::{Diagnostic, ObjectRef};
 use crate::input::istio::{DestinationRule, Gateway, ServiceEntry, VirtualService};
 use crate::input::registry::{self, TargetPort};
-use crate::input::{Kind, Labels, Object, Source, World};
+use crate::input::{Kind, Labels, Object, Source, World, position_in, same_objects};
+use crate::validate::{Check, Checks};
 
 pub const CLUSTER_DOMAIN: &str = "svc.cluster.local";
 /// Where mesh-wide DestinationRules live, as in Istio.
@@ -157,9 +158,10 @@ pub fn host_specificity(pattern: &str) -> (bool, usize) {
 }
 
 /// Everything translation reads, indexed.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Model {
-    pub services: BTreeMap<String, Arc<Service>>,
+    /// Keyed by host name, shared with the service (cloning the map for an update allocates no strings).
+    pub services: BTreeMap<Arc<str>, Arc<Service>>,
     pub gateways: Vec<Arc<Object<Gateway>>>,
     pub virtual_services: Vec<Arc<Object<VirtualService>>>,
     pub destination_rules: Vec<Arc<Object<DestinationRule>>>,
@@ -167,7 +169,8 @@ pub struct Model {
     pub kubernetes_services: Vec<Arc<Object<registry::Service>>>,
     pub diagnostics: Vec<Diagnostic>,
     /// `destination_rules` by namespace: exact hosts (the last rule wins, as `max_by_key` picks) and wildcards.
-    rule_index: BTreeMap<String, RuleIndex>,
+    /// Shared: a model updated for changed endpoints keeps its rules.
+    rule_index: Arc<BTreeMap<String, RuleIndex>>,
 }
 
 #[derive(Debug, Default)]
@@ -179,44 +182,72 @@ struct RuleIndex {
 impl Model {
     /// Builds the model from the valid objects of `world` (`invalid` lists the others).
     pub fn new(world: &World, invalid: &BTreeSet<ObjectRef>) -> Model {
-        let valid = |kind: Kind, meta: &crate::input::Meta| {
-            !invalid.contains(&ObjectRef { kind, namespace: meta.namespace.clone(), name: meta.name.clone() })
+        fn checks<T>(objects: &[Arc<Object<T>>], kind: Kind, invalid: &BTreeSet<ObjectRef>) -> Vec<Check> {
+            let valid = |o: &Arc<Object<T>>| !invalid.contains(&o.reference(kind));
+            objects.iter().map(|o| Check { diagnostics: Vec::new(), valid: valid(o) }).collect()
+        }
+        let checks = Checks {
+            gateways: Arc::new(checks(&world.gateways, Kind::Gateway, invalid)),
+            virtual_services: Arc::new(checks(&world.virtual_services, Kind::VirtualService, invalid)),
+            destination_rules: Arc::new(checks(&world.destination_rules, Kind::DestinationRule, invalid)),
+            service_entries: Arc::new(checks(&world.service_entries, Kind::ServiceEntry, invalid)),
         };
+        Model::checked(world, &checks)
+    }
+
+    /// Builds the model from the objects of `world` its `checks` find valid.
+    pub fn checked(world: &World, checks: &Checks) -> Model {
+        Model::build(world, checks, None)
+    }
+
+    /// Like [`Model::checked`], taking from `self` (the model of `before`) the services of the objects `world`
+    /// still shares with `before` (the same `Arc`s), where the endpoints they read did not change either.
+    pub fn rebuilt(&self, before: &World, world: &World, checks: &Checks) -> Model {
+        Model::build(world, checks, Some((before, self)))
+    }
+
+    fn build(world: &World, checks: &Checks, previous: Option<(&World, &Model)>) -> Model {
+        fn valid<T>(objects: &[Arc<Object<T>>], checks: &[Check]) -> Vec<Arc<Object<T>>> {
+            objects.iter().zip(checks).filter(|(_, check)| check.valid).map(|(o, _)| Arc::clone(o)).collect()
+        }
         let mut model = Model {
-            gateways: world.gateways.iter().filter(|o| valid(Kind::Gateway, &o.meta)).cloned().collect(),
-            virtual_services: world
-                .virtual_services
-                .iter()
-                .filter(|o| valid(Kind::VirtualService, &o.meta))
-                .cloned()
-                .collect(),
-            destination_rules: world
-                .destination_rules
-                .iter()
-                .filter(|o| valid(Kind::DestinationRule, &o.meta))
-                .cloned()
-                .collect(),
+            gateways: valid(&world.gateways, &checks.gateways),
+            virtual_services: valid(&world.virtual_services, &checks.virtual_services),
+            destination_rules: valid(&world.destination_rules, &checks.destination_rules),
             kubernetes_services: world.services.clone(),
             ..Model::default()
         };
+        let mut rule_index: BTreeMap<String, RuleIndex> = BTreeMap::new();
         for rule in &model.destination_rules {
             let host = resolve_host(&rule.spec.host, &rule.meta.namespace);
-            let index = model.rule_index.entry(rule.meta.namespace.clone()).or_default();
+            let index = rule_index.entry(rule.meta.namespace.clone()).or_default();
             if host.starts_with('*') {
                 index.wildcard.push((host, Arc::clone(rule)));
             } else {
                 index.exact.insert(host, Arc::clone(rule));
             }
         }
-        let pods: BTreeMap<(&str, &str), &Object<registry::Pod>> =
-            world.pods.iter().map(|p| ((p.meta.namespace.as_str(), p.meta.name.as_str()), p.as_ref())).collect();
-        for service in &world.services {
-            let built = kubernetes_service(service, world, &pods);
-            model.services.insert(built.hostname.clone(), Arc::new(built));
+        model.rule_index = Arc::new(rule_index);
+        let registry = Registry::new(&world.endpoint_slices, &world.pods);
+        let registry_changes = previous.map(|(before, _)| changed_registry_namespaces(before, world));
+        for (index, service) in world.services.iter().enumerate() {
+            let unchanged = previous.zip(registry_changes.as_ref()).and_then(|((before, model), changes)| {
+                let shared = position_in(&before.services, service, index).is_some();
+                let hostname = kubernetes_hostname(&service.meta.name, &service.meta.namespace);
+                model.services.get(hostname.as_str()).filter(|_| shared && !changes.contains(&service.meta.namespace))
+            });
+            let built = match unchanged {
+                Some(built) => Arc::clone(built),
+                None => Arc::new(kubernetes_service(service, &registry)),
+            };
+            model.services.insert(Arc::from(built.hostname.as_str()), built);
         }
-        for entry in world.service_entries.iter().filter(|o| valid(Kind::ServiceEntry, &o.meta)) {
-            for built in service_entry_services(entry) {
-                if let Some(existing) = model.services.get(&built.hostname) {
+        let entries = world.service_entries.iter().zip(checks.service_entries.iter()).enumerate();
+        for (index, (entry, _)) in entries.filter(|(_, (_, check))| check.valid) {
+            let reused = previous.and_then(|(before, model)| model.entry_services(before, entry, index));
+            let built = reused.unwrap_or_else(|| service_entry_services(entry).into_iter().map(Arc::new).collect());
+            for built in built {
+                if let Some(existing) = model.services.get(built.hostname.as_str()) {
                     model.diagnostics.push(
                         Diagnostic::warning(format!(
                             "host {} is already defined by {}; this definition is ignored",
@@ -227,10 +258,85 @@ impl Model {
                     );
                     continue;
                 }
-                model.services.insert(built.hostname.clone(), Arc::new(built));
+                model.services.insert(Arc::from(built.hostname.as_str()), built);
             }
         }
         model
+    }
+
+    /// The services `self` (the model of `before`) holds for `entry`, when `before` has that very object and each
+    /// of its hosts was its own: what building them again would give.
+    fn entry_services(
+        &self,
+        before: &World,
+        entry: &Arc<Object<ServiceEntry>>,
+        hint: usize,
+    ) -> Option<Vec<Arc<Service>>> {
+        position_in(&before.service_entries, entry, hint)?;
+        let reference = entry.reference(Kind::ServiceEntry);
+        entry
+            .spec
+            .hosts
+            .iter()
+            .map(|host| self.services.get(host.as_str()).filter(|s| s.origin == reference).cloned())
+            .collect()
+    }
+
+    /// The model of `world`, made from `self` (the model of `before`, `checks_before` its checks) by rebuilding
+    /// only the services whose objects changed, when that gives what [`Model::checked`] would: when only
+    /// ServiceEntries, EndpointSlices and Pods changed, and no ServiceEntry came, went, changed validity or changed
+    /// its hosts, every host of a changed one being its own (not shadowed by another definition). None otherwise.
+    /// The services of the registry alone change then: hosts stay, and so do the model's diagnostics.
+    pub fn updated(&self, before: &World, checks_before: &Checks, world: &World, checks: &Checks) -> Option<Model> {
+        if !same_objects(&before.gateways, &world.gateways)
+            || !same_objects(&before.virtual_services, &world.virtual_services)
+            || !same_objects(&before.destination_rules, &world.destination_rules)
+            || !same_objects(&before.services, &world.services)
+            || before.service_entries.len() != world.service_entries.len()
+        {
+            return None;
+        }
+        let mut services = Vec::new();
+        for (index, (old, new)) in before.service_entries.iter().zip(&world.service_entries).enumerate() {
+            if Arc::ptr_eq(old, new) {
+                continue;
+            }
+            let valid = checks.service_entries[index].valid;
+            let reference = new.reference(Kind::ServiceEntry);
+            let hosts: BTreeSet<&String> = new.spec.hosts.iter().collect();
+            let own = |host: &String| self.services.get(host.as_str()).is_some_and(|s| s.origin == reference);
+            if old.meta.namespace != new.meta.namespace
+                || old.meta.name != new.meta.name
+                || valid != checks_before.service_entries[index].valid
+                || (valid
+                    && (old.spec.hosts != new.spec.hosts
+                        || hosts.len() != new.spec.hosts.len()
+                        || !new.spec.hosts.iter().all(own)))
+            {
+                return None;
+            }
+            if valid {
+                services.extend(service_entry_services(new));
+            }
+        }
+        let changed_namespaces = changed_registry_namespaces(before, world);
+        if !changed_namespaces.is_empty() {
+            let slices = namespaces_of(&world.endpoint_slices, &changed_namespaces);
+            let pods = namespaces_of(&world.pods, &changed_namespaces);
+            let registry = Registry::new(&slices, &pods);
+            for service in namespaces_of(&world.services, &changed_namespaces) {
+                services.push(kubernetes_service(&service, &registry));
+            }
+        }
+        let mut model = self.clone();
+        for service in services {
+            match model.services.get_mut(service.hostname.as_str()) {
+                Some(existing) if **existing == service => {}
+                Some(existing) => *existing = Arc::new(service),
+                None => return None,
+            }
+        }
+        Some(model)
     }
 
     /// The services a host pattern covers (exact host, or every match of a wildcard).
@@ -264,15 +370,101 @@ impl Model {
     }
 }
 
+fn kubernetes_hostname(name: &str, namespace: &str) -> String {
+    format!("{name}.{namespace}.{CLUSTER_DOMAIN}")
+}
+
 fn short_names(name: &str, namespace: &str) -> Vec<String> {
     vec![name.to_owned(), format!("{name}.{namespace}"), format!("{name}.{namespace}.svc")]
 }
 
-fn kubernetes_service(
-    object: &Object<registry::Service>,
-    world: &World,
-    pods: &BTreeMap<(&str, &str), &Object<registry::Pod>>,
-) -> Service {
+/// The namespaces where an EndpointSlice or a Pod of `world` is not the same object as in `before` (changed, added
+/// or removed): the Kubernetes services there may have other endpoints.
+fn changed_registry_namespaces(before: &World, world: &World) -> BTreeSet<String> {
+    let mut namespaces = BTreeSet::new();
+    changed_namespaces(&before.endpoint_slices, &world.endpoint_slices, &mut namespaces);
+    changed_namespaces(&before.pods, &world.pods, &mut namespaces);
+    namespaces
+}
+
+/// Adds the namespaces of the objects that differ between `before` and `now` (both sorted by namespace and name).
+fn changed_namespaces<T>(before: &[Arc<Object<T>>], now: &[Arc<Object<T>>], namespaces: &mut BTreeSet<String>) {
+    let (mut i, mut j) = (0, 0);
+    while i < before.len() || j < now.len() {
+        let order = match (before.get(i), now.get(j)) {
+            (Some(a), Some(b)) if Arc::ptr_eq(a, b) => {
+                (i, j) = (i + 1, j + 1);
+                continue;
+            }
+            (Some(a), Some(b)) => (&a.meta.namespace, &a.meta.name).cmp(&(&b.meta.namespace, &b.meta.name)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, _) => std::cmp::Ordering::Greater,
+        };
+        match order {
+            std::cmp::Ordering::Less => {
+                namespaces.insert(before[i].meta.namespace.clone());
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                namespaces.insert(now[j].meta.namespace.clone());
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                namespaces.insert(now[j].meta.namespace.clone());
+                (i, j) = (i + 1, j + 1);
+            }
+        }
+    }
+}
+
+/// The objects of `objects` (sorted by namespace) in `namespaces`.
+fn namespaces_of<T>(objects: &[Arc<Object<T>>], namespaces: &BTreeSet<String>) -> Vec<Arc<Object<T>>> {
+    let mut found = Vec::new();
+    for namespace in namespaces {
+        let start = objects.partition_point(|o| o.meta.namespace < *namespace);
+        let end = start + objects[start..].partition_point(|o| o.meta.namespace == *namespace);
+        found.extend(objects[start..end].iter().cloned());
+    }
+    found
+}
+
+/// EndpointSlices by namespace and service, Pods by namespace and name: what a Kubernetes service's endpoints
+/// come from, found without scanning the World once per service.
+struct Registry<'a> {
+    slices: BTreeMap<(&'a str, &'a str), Vec<&'a Object<registry::EndpointSlice>>>,
+    pods: BTreeMap<(&'a str, &'a str), &'a Object<registry::Pod>>,
+}
+
+impl<'a> Registry<'a> {
+    fn new(slices: &'a [Arc<Object<registry::EndpointSlice>>], pods: &'a [Arc<Object<registry::Pod>>]) -> Self {
+        let mut by_service: BTreeMap<(&str, &str), Vec<_>> = BTreeMap::new();
+        for slice in slices {
+            let key = (slice.meta.namespace.as_str(), slice.spec.service_name.as_str());
+            by_service.entry(key).or_default().push(slice.as_ref());
+        }
+        let pods = pods.iter().map(|p| ((p.meta.namespace.as_str(), p.meta.name.as_str()), p.as_ref())).collect();
+        Registry { slices: by_service, pods }
+    }
+
+    /// The EndpointSlices of the service `namespace`/`name`, in the World's order.
+    fn slices<'s>(&'s self, namespace: &'s str, name: &'s str) -> &'s [&'a Object<registry::EndpointSlice>] {
+        let slices: &'s BTreeMap<(&'s str, &'s str), Vec<_>> = &self.slices;
+        slices.get(&(namespace, name)).map_or(&[], Vec::as_slice)
+    }
+
+    fn pod<'s>(&'s self, namespace: &'s str, name: &'s str) -> Option<&'a Object<registry::Pod>> {
+        let pods: &'s BTreeMap<(&'s str, &'s str), _> = &self.pods;
+        pods.get(&(namespace, name)).copied()
+    }
+
+    /// The pods of `namespace`, by name.
+    fn pods_in<'s>(&'s self, namespace: &'s str) -> impl Iterator<Item = &'a Object<registry::Pod>> + 's {
+        let pods: &'s BTreeMap<(&'s str, &'s str), _> = &self.pods;
+        pods.range((namespace, "")..).take_while(move |((n, _), _)| *n == namespace).map(|(_, pod)| *pod)
+    }
+}
+
+fn kubernetes_service(object: &Object<registry::Service>, registry: &Registry<'_>) -> Service {
     let (name, namespace) = (&object.meta.name, &object.meta.namespace);
     let spec = &object.spec;
     let ports: Vec<Port> = spec
@@ -285,11 +477,7 @@ fn kubernetes_service(
             Some(Port { number, name: p.name.clone(), protocol })
         })
         .collect();
-    let slices: Vec<_> = world
-        .endpoint_slices
-        .iter()
-        .filter(|s| &s.meta.namespace == namespace && &s.spec.service_name == name)
-        .collect();
+    let slices = registry.slices(namespace, name);
     let mut endpoints = Vec::new();
     if !slices.is_empty() {
         for slice in slices {
@@ -298,7 +486,7 @@ fn kubernetes_service(
                 let labels = endpoint
                     .pod
                     .as_deref()
-                    .and_then(|pod| pods.get(&(namespace.as_str(), pod)))
+                    .and_then(|pod| registry.pod(namespace, pod))
                     .map(|pod| pod.meta.labels.clone())
                     .unwrap_or_default();
                 let mut endpoint_ports = BTreeMap::new();
@@ -315,7 +503,7 @@ fn kubernetes_service(
         }
     } else if !spec.selector.is_empty() {
         // No EndpointSlices (e.g. YAML written by hand): the ready pods the selector picks.
-        for pod in world.pods.iter().filter(|p| &p.meta.namespace == namespace) {
+        for pod in registry.pods_in(namespace) {
             let selected = spec.selector.iter().all(|(k, v)| pod.meta.labels.get(k) == Some(v));
             let Some(ip) = pod.spec.ip.as_ref().filter(|_| selected && pod.spec.ready) else { continue };
             let mut endpoint_ports = BTreeMap::new();
@@ -343,7 +531,7 @@ fn kubernetes_service(
     }
     endpoints.sort_by(|a, b| a.address.cmp(&b.address));
     Service {
-        hostname: format!("{name}.{namespace}.{CLUSTER_DOMAIN}"),
+        hostname: kubernetes_hostname(name, namespace),
         namespace: namespace.clone(),
         ports: sorted_ports(ports),
         resolution: Resolution::Static,

@@ -120,3 +120,33 @@ fn classes_connecting_after_a_fast_path_change_get_a_full_current_snapshot() {
     publish(&fresh, translator(&world(9090, "v2", 50)), Arc::clone(&raw), None);
     assert!(late.borrow().same_content(&fresh.cache.get(&sidecar)));
 }
+
+/// The World of `yaml`, sharing with `previous` the objects it has unchanged, as a source that keeps its objects
+/// hands them over.
+fn world_sharing(yaml: &str, previous: &[translator::Input]) -> (World, Vec<translator::Input>) {
+    let (inputs, diagnostics) = read_yaml(yaml, "t.yaml");
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    let inputs: Vec<_> =
+        inputs.into_iter().map(|input| previous.iter().find(|p| **p == input).cloned().unwrap_or(input)).collect();
+    (World::new(inputs.clone()).0, inputs)
+}
+
+#[test]
+fn a_translator_built_from_the_published_one_serves_what_a_full_translation_serves() {
+    let state = State::default();
+    let _watch = state.cache.watch(&gateway());
+    let raw = Arc::new(Vec::new());
+    let (first, mut inputs) = world_sharing(&world(9080, "v2", 50), &[]);
+    let (_, mut published) = publish(&state, Arc::new(super::translator(&first, None)), Arc::clone(&raw), None);
+    // Endpoint-only changes, then a route change, then back: each built from the one published before.
+    let steps = [world(9090, "v2", 50), world(9090, "v1", 50), world(9090, "v1", 80), world(9080, "v2", 50)];
+    for (step, yaml) in steps.iter().enumerate() {
+        let (shared, next_inputs) = world_sharing(yaml, &inputs);
+        let translator = super::translator(&shared, Some(&published));
+        assert_eq!(translator.diagnostics(), Translator::new(&shared).diagnostics(), "step {step}");
+        (_, published) = publish(&state, Arc::new(translator), Arc::clone(&raw), Some(&published));
+        assert!(state.cache.get(&gateway()).same_content(&full(yaml)), "step {step}");
+        inputs = next_inputs;
+    }
+    assert_eq!(state.metrics.endpoint_fast_path.get(), 2, "the two endpoint-only changes took the fast path");
+}

@@ -22,8 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_protos::ResourceType;
+use futures::Stream;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -31,6 +33,7 @@ use translator::ProxyClass;
 
 use crate::State;
 use crate::metrics::Metrics;
+use crate::registry::{AckTiming, TypeTiming};
 use stream::{RequestOutcome, StreamState};
 use wire::Wire;
 
@@ -59,7 +62,15 @@ impl AdsService {
     /// Starts the task of a new stream; its responses come out of the returned queue.
     fn start<W: Wire>(&self, peer: Option<SocketAddr>, inbound: Streaming<W::Request>) -> mpsc::Receiver<grpc::Queued> {
         let (responses, receiver) = mpsc::channel(RESPONSE_QUEUE);
-        let task = StreamTask::<W> { service: self.clone(), inbound, responses, changed_at: None, held: Vec::new() };
+        let task = StreamTask::<W> {
+            service: self.clone(),
+            inbound,
+            responses,
+            changed_at: None,
+            held: Vec::new(),
+            in_flight: Default::default(),
+            timing: ResourceType::ALL.map(|kind| TypeTiming { kind, last_sent: None, last_ack: None }),
+        };
         let span =
             info_span!("ads", protocol = W::NAME, peer = %peer.map_or_else(|| "?".to_owned(), |p| p.to_string()));
         tokio::spawn(task.run().instrument(span));
@@ -75,6 +86,9 @@ struct StreamTask<W: Wire> {
     changed_at: Option<Instant>,
     /// What was held back at the last push (logged when it changes).
     held: Vec<stream::Held>,
+    /// Per type: the response awaiting an ACK (nonce, when it was sent), and the timings published in the registry.
+    in_flight: [Option<(String, Instant)>; 4],
+    timing: [TypeTiming; 4],
 }
 
 /// Why a stream ended.
@@ -155,10 +169,18 @@ impl<W: Wire> StreamTask<W> {
             warn!(type_url, "ignoring a request for a type pilotfish does not serve");
             return true;
         };
+        let arrived = Instant::now();
         let request = W::read(request);
         let names = request.subscribe.len();
         let nonce = request.response_nonce.clone();
         let (outcome, responses) = state.on_request(kind, request);
+        // An ACK or NACK settles the response in flight; only an ACK says how long applying it took.
+        if matches!(outcome, RequestOutcome::Ack { .. } | RequestOutcome::Nack { .. })
+            && let Some((_, sent)) = self.in_flight[kind.index()].take_if(|(sent_nonce, _)| *sent_nonce == nonce)
+            && matches!(outcome, RequestOutcome::Ack { .. })
+        {
+            self.timing[kind.index()].last_ack = Some(AckTiming { sent, acked: arrived });
+        }
         match &outcome {
             RequestOutcome::Subscribed => debug!(type = %kind, names, "← request"),
             RequestOutcome::Ack { version } => debug!(type = %kind, %version, %nonce, "← ACK"),
@@ -205,7 +227,7 @@ impl<W: Wire> StreamTask<W> {
         let sync = state.sync();
         self.observe_convergence(&sync);
         self.note_held(state);
-        registration.update(state.snapshot().version(), sync, acked_sets(state));
+        registration.update(state.snapshot().version(), sync, self.timing.to_vec(), acked_sets(state));
     }
 
     async fn send(&mut self, responses: Vec<stream::Response>) -> bool {
@@ -230,6 +252,9 @@ impl<W: Wire> StreamTask<W> {
             if self.responses.send(message).await.is_err() || !framed {
                 return false;
             }
+            let sent = Instant::now();
+            self.in_flight[response.kind.index()] = Some((response.nonce.clone(), sent));
+            self.timing[response.kind.index()].last_sent = Some(sent);
         }
         true
     }
@@ -242,6 +267,19 @@ fn acked_sets(state: &StreamState) -> Vec<Arc<crate::snapshot::ResourceSet>> {
 /// Completes once shutdown is signalled (or the signal's sender is gone).
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await.is_ok();
+}
+
+/// The connections `listener` accepts, with Nagle's algorithm off. tonic turns it off only on listeners it binds
+/// itself; left on, a response written while the previous one is still unacknowledged waits for the proxy's
+/// delayed ACK (40 ms on Linux), which a change that sends several responses can run into.
+fn no_delay(listener: TcpListener) -> impl Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        if let Err(err) = stream.set_nodelay(true) {
+            warn!(error = %err, "could not turn off Nagle's algorithm on an xDS connection");
+        }
+        Ok(stream)
+    })
 }
 
 /// Serves ADS on `listener` until `shutdown` completes; open streams are closed then.
@@ -259,7 +297,7 @@ pub async fn serve(
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(grpc::AdsRoutes::new(service))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+        .serve_with_incoming_shutdown(no_delay(listener), async move {
             shutdown.await;
             // Streams never end by themselves: tell their tasks, or a graceful shutdown would wait forever.
             let _ = stop.send(true);

@@ -17,8 +17,8 @@ use notify::{RecursiveMode, Watcher};
 use serde_json::json;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
-use translator::validate::validate;
-use translator::{Diagnostic, Input, ObjectRef, Translator, World};
+use translator::validate::check_input;
+use translator::{Diagnostic, Input, ObjectRef, World};
 
 use crate::State;
 use crate::config_dir::{self, Origin};
@@ -66,31 +66,33 @@ impl LastValid {
     /// ones. Returns the inputs to translate and a message per object kept.
     pub fn keep(&self, inputs: Vec<Input>) -> (Vec<Input>, Vec<String>) {
         let mut last_valid = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (world, _) = World::new(inputs.clone());
-        let invalid = validate(&world).invalid;
+        // Of two definitions of one object the first counts, as in `World::new`; an object still the one last
+        // found valid (the same `Arc`) is not validated again.
+        let mut validity = BTreeMap::new();
         let mut kept = Vec::new();
         let mut result = Vec::with_capacity(inputs.len());
-        let mut seen = BTreeMap::new();
         for input in inputs {
             let reference = input.reference();
-            if invalid.contains(&reference) {
+            let valid = *validity.entry(reference.clone()).or_insert_with(|| match last_valid.get(&reference) {
+                Some(previous) if previous.same(&input) => true,
+                _ => check_input(&input).valid,
+            });
+            if !valid {
                 if let Some(previous) = last_valid.get(&reference) {
                     let message =
                         format!("{reference} is invalid now; serving its last valid version until it is fixed");
                     warn!("{message}");
                     kept.push(message);
-                    seen.insert(reference, ());
                     result.push(previous.clone());
                     continue;
                 }
-            } else {
+            } else if !last_valid.get(&reference).is_some_and(|previous| previous.same(&input)) {
                 last_valid.insert(reference.clone(), input.clone());
             }
-            seen.insert(reference, ());
             result.push(input);
         }
         // Objects gone from the files are gone.
-        last_valid.retain(|reference, _| seen.contains_key(reference));
+        last_valid.retain(|reference, _| validity.contains_key(reference));
         (result, kept)
     }
 }
@@ -182,7 +184,8 @@ impl DirectorySource {
             .collect();
         let (inputs, kept) = self.last_valid.keep(inputs);
         let (world, duplicates) = World::new(inputs);
-        let translator = Arc::new(Translator::new(&world));
+        let mut published = self.published.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let translator = Arc::new(pipeline::translator(&world, published.as_ref()));
         let mut diagnostics: Vec<String> = files.values().flat_map(|f| f.problems.iter().cloned()).collect();
         diagnostics.extend(kept);
         for problem in &diagnostics {
@@ -196,7 +199,6 @@ impl DirectorySource {
         let raw_resources: Vec<_> =
             raw.iter().map(|(origin, any)| json!({ "type": any.type_url, "source": origin.to_string() })).collect();
         let raw = Arc::new(raw.into_iter().map(|(origin, any)| (origin.proxies.clone(), any.clone())).collect());
-        let mut published = self.published.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let (rebuild, now) = pipeline::publish(&self.state, translator, raw, published.as_ref());
         *published = Some(now);
         drop(published);
@@ -280,6 +282,7 @@ fn read_file(path: &Path, stamp: (u64, Option<SystemTime>), last_good: Option<Fi
         return keep_last_good(path, stamp, last_good, error.message);
     }
     let (inputs, input_problems) = translator::read_yaml(&text, &path.display().to_string());
+    let inputs = share_unchanged(inputs, last_good.as_ref().map_or(&[], |read| &read.inputs));
     let mut problems: Vec<String> = loaded.diagnostics.iter().map(ToString::to_string).collect();
     problems.extend(
         input_problems.iter().filter(|d| !d.message.starts_with("failed to parse YAML")).map(Diagnostic::to_string),
@@ -294,6 +297,20 @@ fn read_file(path: &Path, stamp: (u64, Option<SystemTime>), last_good: Option<Fi
         }
     }
     FileRead { stamp, inputs, raw, problems }
+}
+
+/// `inputs` with each object that equals the one at its position in `previous` (the file's last read) replaced by
+/// that one: translation tells unchanged objects by identity, so an edit of one object in a file of many has the
+/// others validated and modelled no more.
+fn share_unchanged(inputs: Vec<Input>, previous: &[Input]) -> Vec<Input> {
+    inputs
+        .into_iter()
+        .enumerate()
+        .map(|(index, input)| match previous.get(index) {
+            Some(old) if *old == input => old.clone(),
+            _ => input,
+        })
+        .collect()
 }
 
 fn keep_last_good(path: &Path, stamp: (u64, Option<SystemTime>), last_good: Option<FileRead>, why: String) -> FileRead {

@@ -38,7 +38,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 use translator::input::registry::{EndpointSlice, Pod, Service};
 use translator::input::{Meta, Object};
-use translator::{Input, Kind, Translator, World};
+use translator::{Input, Kind, World};
 
 use super::directory::{Debounce, LastValid};
 use crate::State;
@@ -137,19 +137,19 @@ impl KubernetesSource {
         let mut tasks = JoinSet::new();
         tasks.spawn(Arc::clone(&self).watch(Kind::Service, self.api::<core::Service>(), |s: core::Service| {
             let meta = meta(&s.metadata);
-            Ok(Input::Service(Object { meta, spec: Service::from(s.spec.unwrap_or_default()) }))
+            Ok(Input::Service(Arc::new(Object { meta, spec: Service::from(s.spec.unwrap_or_default()) })))
         }));
         tasks.spawn(Arc::clone(&self).watch(
             Kind::EndpointSlice,
             self.api::<discovery::EndpointSlice>(),
             |s: discovery::EndpointSlice| {
                 let meta = meta(&s.metadata);
-                Ok(Input::EndpointSlice(Object { meta, spec: EndpointSlice::from_k8s(s) }))
+                Ok(Input::EndpointSlice(Arc::new(Object { meta, spec: EndpointSlice::from_k8s(s) })))
             },
         ));
         tasks.spawn(Arc::clone(&self).watch(Kind::Pod, self.api::<core::Pod>(), |p: core::Pod| {
             let meta = meta(&p.metadata);
-            Ok(Input::Pod(Object { meta, spec: Pod::from_k8s(p) }))
+            Ok(Input::Pod(Arc::new(Object { meta, spec: Pod::from_k8s(p) })))
         }));
         tasks.spawn(Arc::clone(&self).istio_kinds());
         self.publish_on_change(changes).await;
@@ -415,7 +415,8 @@ impl KubernetesSource {
         let (inputs, kept) = self.last_valid.keep(inputs);
         diagnostics.extend(kept);
         let (world, duplicates) = World::new(inputs);
-        let translator = Arc::new(Translator::new(&world));
+        let mut published = lock(&self.published);
+        let translator = Arc::new(pipeline::translator(&world, published.as_ref()));
         let mut seen = BTreeSet::new();
         {
             let mut last = lock(&self.last_diagnostics);
@@ -430,9 +431,9 @@ impl KubernetesSource {
             *last = seen;
         }
         let rebuild = {
-            let mut published = lock(&self.published);
             let (rebuild, now) = pipeline::publish(&self.state, translator, Arc::new(Vec::new()), published.as_ref());
             *published = Some(now);
+            drop(published);
             rebuild
         };
         for (class, err) in &rebuild.failed {
@@ -580,6 +581,9 @@ impl KindStore {
             }
         };
         let changed = slot != previous;
+        // An unchanged object (a relist, a resync, a status-only update) stays the same shared object: translation
+        // tells unchanged objects by identity.
+        let slot = if changed { slot } else { previous };
         match &mut self.listing {
             Some(listing) => {
                 listing.insert(key, slot);
@@ -666,13 +670,13 @@ fn istio_input(resource: &ApiResource, object: DynamicObject) -> Result<Input, S
 
 fn strip_source(input: &mut Input) {
     match input {
-        Input::Gateway(o) => o.meta.source = None,
-        Input::VirtualService(o) => o.meta.source = None,
-        Input::DestinationRule(o) => o.meta.source = None,
-        Input::ServiceEntry(o) => o.meta.source = None,
-        Input::Service(o) => o.meta.source = None,
-        Input::EndpointSlice(o) => o.meta.source = None,
-        Input::Pod(o) => o.meta.source = None,
+        Input::Gateway(o) => Arc::make_mut(o).meta.source = None,
+        Input::VirtualService(o) => Arc::make_mut(o).meta.source = None,
+        Input::DestinationRule(o) => Arc::make_mut(o).meta.source = None,
+        Input::ServiceEntry(o) => Arc::make_mut(o).meta.source = None,
+        Input::Service(o) => Arc::make_mut(o).meta.source = None,
+        Input::EndpointSlice(o) => Arc::make_mut(o).meta.source = None,
+        Input::Pod(o) => Arc::make_mut(o).meta.source = None,
     }
 }
 

@@ -1,5 +1,7 @@
 //! Reading YAML or JSON text into typed objects.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use serde::Deserialize;
@@ -73,22 +75,27 @@ fn read_value(value: Value, source: &Source, inputs: &mut Vec<Input>, diagnostic
             );
             return;
         }
-        (ISTIO_GROUP, "Gateway") => istio_object(&value, Kind::Gateway, source).map(Input::Gateway),
+        (ISTIO_GROUP, "Gateway") => istio_object(&value, Kind::Gateway, source).map(|o| Input::Gateway(Arc::new(o))),
         (ISTIO_GROUP, "VirtualService") => {
-            istio_object(&value, Kind::VirtualService, source).map(Input::VirtualService)
+            istio_object(&value, Kind::VirtualService, source).map(|o| Input::VirtualService(Arc::new(o)))
         }
         (ISTIO_GROUP, "DestinationRule") => {
-            istio_object(&value, Kind::DestinationRule, source).map(Input::DestinationRule)
+            istio_object(&value, Kind::DestinationRule, source).map(|o| Input::DestinationRule(Arc::new(o)))
         }
-        (ISTIO_GROUP, "ServiceEntry") => istio_object(&value, Kind::ServiceEntry, source).map(Input::ServiceEntry),
-        ("", "Service") if version == "v1" => k8s_object::<core::Service>(&value, Kind::Service, source)
-            .map(|(meta, s)| Input::Service(Object { meta, spec: Service::from(s.spec.unwrap_or_default()) })),
+        (ISTIO_GROUP, "ServiceEntry") => {
+            istio_object(&value, Kind::ServiceEntry, source).map(|o| Input::ServiceEntry(Arc::new(o)))
+        }
+        ("", "Service") if version == "v1" => {
+            k8s_object::<core::Service>(&value, Kind::Service, source).map(|(meta, s)| {
+                Input::Service(Arc::new(Object { meta, spec: Service::from(s.spec.unwrap_or_default()) }))
+            })
+        }
         ("discovery.k8s.io", "EndpointSlice") if version == "v1" => {
             k8s_object::<discovery::EndpointSlice>(&value, Kind::EndpointSlice, source)
-                .map(|(meta, s)| Input::EndpointSlice(Object { meta, spec: EndpointSlice::from_k8s(s) }))
+                .map(|(meta, s)| Input::EndpointSlice(Arc::new(Object { meta, spec: EndpointSlice::from_k8s(s) })))
         }
         ("", "Pod") if version == "v1" => k8s_object::<core::Pod>(&value, Kind::Pod, source)
-            .map(|(meta, p)| Input::Pod(Object { meta, spec: Pod::from_k8s(p) })),
+            .map(|(meta, p)| Input::Pod(Arc::new(Object { meta, spec: Pod::from_k8s(p) }))),
         _ => return, // Deployments, ServiceAccounts, …: not needed to translate.
     };
     match result {

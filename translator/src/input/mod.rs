@@ -73,17 +73,17 @@ impl<T> Object<T> {
     }
 }
 
-/// One object read from input.
+/// One object read from input. Shared: a source that keeps its inputs and builds a World from them again hands the
+/// same objects to translation, and [`crate::Translator::update`] tells an unchanged object by its identity.
 #[derive(Clone, Debug, PartialEq)]
-#[expect(clippy::large_enum_variant, reason = "short-lived: each input moves into an Arc in the World")]
 pub enum Input {
-    Gateway(Object<istio::Gateway>),
-    VirtualService(Object<istio::VirtualService>),
-    DestinationRule(Object<istio::DestinationRule>),
-    ServiceEntry(Object<istio::ServiceEntry>),
-    Service(Object<registry::Service>),
-    EndpointSlice(Object<registry::EndpointSlice>),
-    Pod(Object<registry::Pod>),
+    Gateway(Arc<Object<istio::Gateway>>),
+    VirtualService(Arc<Object<istio::VirtualService>>),
+    DestinationRule(Arc<Object<istio::DestinationRule>>),
+    ServiceEntry(Arc<Object<istio::ServiceEntry>>),
+    Service(Arc<Object<registry::Service>>),
+    EndpointSlice(Arc<Object<registry::EndpointSlice>>),
+    Pod(Arc<Object<registry::Pod>>),
 }
 
 impl Input {
@@ -115,6 +115,20 @@ impl Input {
         let meta = self.meta();
         ObjectRef { kind: self.kind(), namespace: meta.namespace.clone(), name: meta.name.clone() }
     }
+
+    /// Whether `self` and `other` are the same shared object (not merely equal ones).
+    pub fn same(&self, other: &Input) -> bool {
+        match (self, other) {
+            (Input::Gateway(a), Input::Gateway(b)) => Arc::ptr_eq(a, b),
+            (Input::VirtualService(a), Input::VirtualService(b)) => Arc::ptr_eq(a, b),
+            (Input::DestinationRule(a), Input::DestinationRule(b)) => Arc::ptr_eq(a, b),
+            (Input::ServiceEntry(a), Input::ServiceEntry(b)) => Arc::ptr_eq(a, b),
+            (Input::Service(a), Input::Service(b)) => Arc::ptr_eq(a, b),
+            (Input::EndpointSlice(a), Input::EndpointSlice(b)) => Arc::ptr_eq(a, b),
+            (Input::Pod(a), Input::Pod(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
 }
 
 /// Everything translation reads, each kind sorted by namespace and name. Cheap to clone: objects are shared.
@@ -145,13 +159,13 @@ impl World {
                 continue;
             }
             match input {
-                Input::Gateway(o) => world.gateways.push(Arc::new(o)),
-                Input::VirtualService(o) => world.virtual_services.push(Arc::new(o)),
-                Input::DestinationRule(o) => world.destination_rules.push(Arc::new(o)),
-                Input::ServiceEntry(o) => world.service_entries.push(Arc::new(o)),
-                Input::Service(o) => world.services.push(Arc::new(o)),
-                Input::EndpointSlice(o) => world.endpoint_slices.push(Arc::new(o)),
-                Input::Pod(o) => world.pods.push(Arc::new(o)),
+                Input::Gateway(o) => world.gateways.push(o),
+                Input::VirtualService(o) => world.virtual_services.push(o),
+                Input::DestinationRule(o) => world.destination_rules.push(o),
+                Input::ServiceEntry(o) => world.service_entries.push(o),
+                Input::Service(o) => world.services.push(o),
+                Input::EndpointSlice(o) => world.endpoint_slices.push(o),
+                Input::Pod(o) => world.pods.push(o),
             }
         }
         world.sort();
@@ -184,4 +198,20 @@ impl World {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Where `objects` (sorted by namespace and name, as a World keeps them) holds `object` itself (the same `Arc`):
+/// first at `hint`, where it is when nothing before it was added or removed, else by its name.
+pub fn position_in<T>(objects: &[Arc<Object<T>>], object: &Arc<Object<T>>, hint: usize) -> Option<usize> {
+    if objects.get(hint).is_some_and(|o| Arc::ptr_eq(o, object)) {
+        return Some(hint);
+    }
+    let key = (&object.meta.namespace, &object.meta.name);
+    let found = objects.binary_search_by(|o| (&o.meta.namespace, &o.meta.name).cmp(&key)).ok()?;
+    Arc::ptr_eq(&objects[found], object).then_some(found)
+}
+
+/// Whether two lists of objects are the same objects: pointers first, contents only where they differ.
+pub fn same_objects<T: PartialEq>(a: &[Arc<T>], b: &[Arc<T>]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| Arc::ptr_eq(a, b) || a == b)
 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!   World ──validate──► valid objects ──Model::new──► Model (services, endpoints, rule indexes)   once per World
+//!     (a changed World: only its changed objects are validated; only endpoint changes: only their services rebuilt)
 //!                                                       │
 //!   ProxyClass ─────────────────────────────────────────┴──► gateway | sidecar listeners + routes, clusters,
 //!                                                            endpoints (+ class-specific diagnostics)  per class
@@ -14,6 +15,7 @@ mod cluster;
 mod envoy;
 mod gateway;
 mod listener;
+mod mesh;
 mod route;
 mod sidecar;
 
@@ -32,10 +34,10 @@ pub use route::gateway_name;
 
 use crate::analyze;
 use crate::diagnostics::{Diagnostic, sorted};
-use crate::input::World;
+use crate::input::{World, same_objects};
 use crate::model::{Model, Resolution, Service};
 use crate::proxy::{ProxyClass, Role};
-use crate::validate::validate;
+use crate::validate::Checks;
 
 /// The Envoy resources of one proxy class, each kind sorted by name.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -60,21 +62,48 @@ impl Translation {
 }
 
 /// A World prepared for translation: validated, indexed, analysed. Build once per World, then translate for as
-/// many proxy classes as needed.
+/// many proxy classes as needed. When the World changes, [`Translator::update`] builds the next one from this one,
+/// at a cost that follows what changed.
 #[derive(Debug)]
 pub struct Translator {
+    /// The World this was built from (shared objects), to tell what the next one changed.
+    world: World,
+    checks: Checks,
     model: Model,
+    /// What [`analyze::analyze`] found in `model`.
+    analysis: Vec<Diagnostic>,
     diagnostics: Vec<Diagnostic>,
 }
 
 impl Translator {
     pub fn new(world: &World) -> Translator {
-        let validation = validate(world);
-        let model = Model::new(world, &validation.invalid);
-        let mut diagnostics = validation.diagnostics;
+        let checks = Checks::new(world, None);
+        let model = Model::checked(world, &checks);
+        Translator::assemble(world, checks, model, None)
+    }
+
+    /// The Translator of `world`, made from `previous` (of an earlier World): objects it shares with that World
+    /// (the same `Arc`s: a source that keeps its objects hands them over again) are not validated again, and when
+    /// only endpoints changed (ServiceEntries, EndpointSlices, Pods, see [`Model::updated`]) only the services
+    /// they define are rebuilt. The result equals `Translator::new(world)`.
+    pub fn update(previous: &Translator, world: &World) -> Translator {
+        let checks = Checks::new(world, Some((&previous.world, &previous.checks)));
+        match previous.model.updated(&previous.world, &previous.checks, world, &checks) {
+            // Hosts, rules, gateways and VirtualServices are as they were: so is the analysis.
+            Some(model) => Translator::assemble(world, checks, model, Some(previous.analysis.clone())),
+            None => {
+                let model = previous.model.rebuilt(&previous.world, world, &checks);
+                Translator::assemble(world, checks, model, None)
+            }
+        }
+    }
+
+    fn assemble(world: &World, checks: Checks, model: Model, analysis: Option<Vec<Diagnostic>>) -> Translator {
+        let analysis = analysis.unwrap_or_else(|| analyze::analyze(&model));
+        let mut diagnostics: Vec<Diagnostic> = checks.diagnostics().cloned().collect();
         diagnostics.extend(model.diagnostics.iter().cloned());
-        diagnostics.extend(analyze::analyze(&model));
-        Translator { model, diagnostics: sorted(diagnostics) }
+        diagnostics.extend(analysis.iter().cloned());
+        Translator { world: world.clone(), checks, model, analysis, diagnostics: sorted(diagnostics) }
     }
 
     pub fn model(&self) -> &Model {
@@ -86,22 +115,30 @@ impl Translator {
         &self.diagnostics
     }
 
+    /// What validation found for each object of the World this was built from.
+    pub fn checks(&self) -> &Checks {
+        &self.checks
+    }
+
     /// When `self` differs from `previous` only in endpoints of services whose endpoints go over EDS (a pod came or
     /// went, became ready, changed labels; a ServiceEntry's STATIC endpoints changed), the hosts of those services:
     /// then only their ClusterLoadAssignments change ([`Translator::endpoints`]). None when anything else differs.
+    /// Objects and services shared with `previous` (see [`Translator::update`]) are compared by pointer.
     pub fn endpoint_changes_since(&self, previous: &Translator) -> Option<BTreeSet<String>> {
         let (now, before) = (&self.model, &previous.model);
-        if now.gateways != before.gateways
-            || now.virtual_services != before.virtual_services
-            || now.destination_rules != before.destination_rules
-            || now.kubernetes_services != before.kubernetes_services
+        if !same_objects(&now.gateways, &before.gateways)
+            || !same_objects(&now.virtual_services, &before.virtual_services)
+            || !same_objects(&now.destination_rules, &before.destination_rules)
+            || !same_objects(&now.kubernetes_services, &before.kubernetes_services)
             || now.services.len() != before.services.len()
         {
             return None;
         }
         let mut changed = BTreeSet::new();
-        for (host, service) in &now.services {
-            let old = before.services.get(host)?;
+        for ((host, service), (old_host, old)) in now.services.iter().zip(&before.services) {
+            if host != old_host {
+                return None;
+            }
             if Arc::ptr_eq(service, old) || **service == **old {
                 continue;
             }
@@ -110,7 +147,7 @@ impl Translator {
             if !same_but_endpoints || service.resolution != Resolution::Static {
                 return None;
             }
-            changed.insert(host.clone());
+            changed.insert(host.to_string());
         }
         Some(changed)
     }
@@ -120,11 +157,11 @@ impl Translator {
         let mut diagnostics = Vec::new();
         let mut endpoints = Vec::new();
         for host in hosts {
-            let Some(service) = self.model.services.get(host) else { continue };
+            let Some(service) = self.model.services.get(host.as_str()) else { continue };
             let rule = self.model.destination_rule(host, &class.namespace);
             endpoints.extend(cluster::service_clusters(service, rule.map(AsRef::as_ref), &mut diagnostics).1);
         }
-        endpoints.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
+        endpoints.sort_by_cached_key(|e| e.cluster_name.clone());
         endpoints
     }
 
@@ -147,10 +184,12 @@ impl Translator {
             clusters.extend(service_clusters);
             endpoints.extend(assignments);
         }
-        listeners.sort_by(|a, b| a.name.cmp(&b.name));
-        routes.sort_by(|a, b| a.name.cmp(&b.name));
-        clusters.sort_by(|a, b| a.name.cmp(&b.name));
-        endpoints.sort_by(|a, b| a.cluster_name.cmp(&b.cluster_name));
+        // Resources are large: sorting keys (with the resources' positions) and then moving each resource once
+        // costs far less than a comparison sort that moves the resources themselves.
+        listeners.sort_by_cached_key(|l| l.name.clone());
+        routes.sort_by_cached_key(|r| r.name.clone());
+        clusters.sort_by_cached_key(|c| c.name.clone());
+        endpoints.sort_by_cached_key(|e| e.cluster_name.clone());
         Translation { listeners, routes, clusters, endpoints, diagnostics: sorted(diagnostics) }
     }
 }

@@ -402,7 +402,7 @@ fn destination_cluster(
         diagnostics.push(diagnostic.object(vs.reference(Kind::VirtualService), vs.meta.source.clone()));
     };
     let host = resolve_host(&destination.host, &vs.meta.namespace);
-    let service = context.model.services.get(&host);
+    let service = context.model.services.get(host.as_str());
     let explicit = destination.port.as_ref().and_then(|p| u32::try_from(p.number).ok());
     let port = match (explicit, service) {
         (Some(port), _) => port,

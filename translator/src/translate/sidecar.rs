@@ -33,13 +33,11 @@ use api_protos::pb::google::protobuf::{BoolValue, UInt32Value};
 
 use super::cluster::{DEFAULT_CONNECT_TIMEOUT_SECONDS, HTTP_PROTOCOL_OPTIONS, default_thresholds, hash_policies};
 use super::envoy::{seconds, socket_address, typed};
-use super::gateway::ordered;
 use super::listener::{HttpListener, http_listener};
+use super::mesh::MeshHosts;
 use super::route::{RouteContext, virtual_service_routes};
 use crate::diagnostics::Diagnostic;
-use crate::input::Object;
-use crate::input::istio::VirtualService;
-use crate::model::{Model, Service, cluster_name, host_matches, resolve_host};
+use crate::model::{Model, Service, cluster_name};
 use crate::proxy::{ProxyClass, VIRTUAL_OUTBOUND_PORT};
 
 const WILDCARD_BIND: &str = "0.0.0.0";
@@ -61,7 +59,7 @@ pub fn translate(
             by_port.entry(port.number).or_default().push(service);
         }
     }
-    let mesh_services = mesh_virtual_services(model);
+    let mesh_hosts = MeshHosts::new(model);
     let bind = class.outbound_bind.as_deref().unwrap_or(WILDCARD_BIND);
     let captured = is_captured(class);
     let mut listeners = Vec::new();
@@ -72,9 +70,7 @@ pub fn translate(
         let virtual_hosts = services
             .into_iter()
             .map(|service| {
-                let vs =
-                    mesh_services.iter().find(|(host, _)| host_matches(host, &service.hostname)).map(|(_, vs)| *vs);
-                let routes = match vs {
+                let routes = match mesh_hosts.get(&service.hostname) {
                     Some(vs) => virtual_service_routes(vs, &context, diagnostics),
                     None => vec![default_route(model, class, service, port)],
                 };
@@ -209,27 +205,6 @@ pub fn captured_clusters() -> Vec<Cluster> {
         ..Default::default()
     };
     vec![blackhole, passthrough]
-}
-
-/// The VirtualService for each host among those that reach sidecars (no `gateways`, or `mesh` among them), the
-/// oldest first: for a host named by several, the oldest wins (IST0109 reports the others).
-fn mesh_virtual_services(model: &Model) -> Vec<(String, &Object<VirtualService>)> {
-    let mut hosts: Vec<(String, &Object<VirtualService>)> = Vec::new();
-    for vs in ordered(&model.virtual_services) {
-        let for_mesh = vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
-        if !for_mesh || vs.spec.http.is_empty() {
-            continue;
-        }
-        for host in &vs.spec.hosts {
-            let host = resolve_host(host, &vs.meta.namespace);
-            if !hosts.iter().any(|(h, _)| *h == host) {
-                hosts.push((host, vs));
-            }
-        }
-    }
-    // Exact hosts before wildcards, so `reviews.default.svc.cluster.local` beats `*.svc.cluster.local`.
-    hosts.sort_by_key(|(host, _)| std::cmp::Reverse(crate::model::host_specificity(host)));
-    hosts
 }
 
 /// The names a client of `class` may use for `service`: the FQDN, short forms (the bare name only from the same

@@ -20,12 +20,13 @@ mod virtual_service;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::diagnostics::{Diagnostic, ObjectRef, Severity};
 use crate::duration::parse_duration;
 use crate::input::istio::{HeaderOperations, Headers, StringMatch};
-use crate::input::{Kind, Labels, Object, Source, World};
+use crate::input::{Input, Kind, Labels, Object, Source, World};
 
 pub use destination_rule::validate_destination_rule;
 pub use gateway::validate_gateway;
@@ -56,26 +57,118 @@ impl Validation {
 
 /// Validates every Gateway, VirtualService, DestinationRule and ServiceEntry of `world`, in the world's order.
 pub fn validate(world: &World) -> Validation {
-    let mut validation = Validation::default();
-    let mut add = |object: ObjectRef, diagnostics: Vec<Diagnostic>| {
-        if diagnostics.iter().any(|d| d.severity == Severity::Error) {
-            validation.invalid.insert(object);
+    let checks = Checks::new(world, None);
+    Validation { diagnostics: checks.diagnostics().cloned().collect(), invalid: checks.invalid(world) }
+}
+
+/// Validates one object; Services, EndpointSlices and Pods are not validated (always valid).
+pub fn check_input(input: &Input) -> Check {
+    Check::new(match input {
+        Input::Gateway(o) => validate_gateway(o),
+        Input::VirtualService(o) => validate_virtual_service(o),
+        Input::DestinationRule(o) => validate_destination_rule(o),
+        Input::ServiceEntry(o) => validate_service_entry(o),
+        Input::Service(_) | Input::EndpointSlice(_) | Input::Pod(_) => Vec::new(),
+    })
+}
+
+/// What validation found for one object.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Check {
+    pub diagnostics: Vec<Diagnostic>,
+    /// No diagnostic is an error.
+    pub valid: bool,
+}
+
+impl Check {
+    fn new(diagnostics: Vec<Diagnostic>) -> Check {
+        let valid = !diagnostics.iter().any(|d| d.severity == Severity::Error);
+        Check { diagnostics, valid }
+    }
+}
+
+/// The [`Check`] of every validated object of a World, per kind in the World's order. Validation looks at one
+/// object at a time, so the checks of a changed World reuse those of the objects it shares with the previous one
+/// (the same `Arc`) and validate only the others.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checks {
+    pub gateways: Arc<Vec<Check>>,
+    pub virtual_services: Arc<Vec<Check>>,
+    pub destination_rules: Arc<Vec<Check>>,
+    pub service_entries: Arc<Vec<Check>>,
+}
+
+impl Checks {
+    /// Validates `world`; with `previous` (an earlier World and its checks), only what is not in it.
+    pub fn new(world: &World, previous: Option<(&World, &Checks)>) -> Checks {
+        let (before, checks) = match previous {
+            Some((before, checks)) => (before, checks),
+            None => (&World::default(), &Checks::default()),
+        };
+        Checks {
+            gateways: check_each(&world.gateways, &before.gateways, &checks.gateways, validate_gateway),
+            virtual_services: check_each(
+                &world.virtual_services,
+                &before.virtual_services,
+                &checks.virtual_services,
+                validate_virtual_service,
+            ),
+            destination_rules: check_each(
+                &world.destination_rules,
+                &before.destination_rules,
+                &checks.destination_rules,
+                validate_destination_rule,
+            ),
+            service_entries: check_each(
+                &world.service_entries,
+                &before.service_entries,
+                &checks.service_entries,
+                validate_service_entry,
+            ),
         }
-        validation.diagnostics.extend(diagnostics);
-    };
-    for gateway in &world.gateways {
-        add(gateway.reference(Kind::Gateway), validate_gateway(gateway));
     }
-    for virtual_service in &world.virtual_services {
-        add(virtual_service.reference(Kind::VirtualService), validate_virtual_service(virtual_service));
+
+    /// Every diagnostic, in the World's order (as [`validate`] lists them).
+    pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
+        [&self.gateways, &self.virtual_services, &self.destination_rules, &self.service_entries]
+            .into_iter()
+            .flat_map(|checks| checks.iter())
+            .flat_map(|check| &check.diagnostics)
     }
-    for destination_rule in &world.destination_rules {
-        add(destination_rule.reference(Kind::DestinationRule), validate_destination_rule(destination_rule));
+
+    /// The objects of `world` (the World these checks are of) with at least one error.
+    pub fn invalid(&self, world: &World) -> BTreeSet<ObjectRef> {
+        fn invalid<T>(objects: &[Arc<Object<T>>], checks: &[Check], kind: Kind) -> Vec<ObjectRef> {
+            objects.iter().zip(checks).filter(|(_, check)| !check.valid).map(|(o, _)| o.reference(kind)).collect()
+        }
+        let mut all = invalid(&world.gateways, &self.gateways, Kind::Gateway);
+        all.extend(invalid(&world.virtual_services, &self.virtual_services, Kind::VirtualService));
+        all.extend(invalid(&world.destination_rules, &self.destination_rules, Kind::DestinationRule));
+        all.extend(invalid(&world.service_entries, &self.service_entries, Kind::ServiceEntry));
+        all.into_iter().collect()
     }
-    for service_entry in &world.service_entries {
-        add(service_entry.reference(Kind::ServiceEntry), validate_service_entry(service_entry));
+}
+
+/// The checks of `objects`, reusing `checks` (of `before`) for the objects `before` has too: all of them when
+/// `objects` are `before`'s.
+fn check_each<T>(
+    objects: &[Arc<Object<T>>],
+    before: &[Arc<Object<T>>],
+    checks: &Arc<Vec<Check>>,
+    validate: fn(&Object<T>) -> Vec<Diagnostic>,
+) -> Arc<Vec<Check>> {
+    if objects.len() == before.len() && objects.iter().zip(before).all(|(a, b)| Arc::ptr_eq(a, b)) {
+        return Arc::clone(checks);
     }
-    validation
+    let checked = objects
+        .iter()
+        .enumerate()
+        .map(|(index, object)| match crate::input::position_in(before, object, index) {
+            Some(found) => checks[found].clone(),
+            None => Check::new(validate(object)),
+        })
+        .collect();
+    Arc::new(checked)
 }
 
 // === Report ===

@@ -101,3 +101,30 @@ fn an_object_made_invalid_by_an_edit_keeps_its_last_valid_version() {
     let diagnostics = inputs(&state)["diagnostics"].to_string();
     assert!(diagnostics.contains("Gateway default/gw is invalid now; serving its last valid version"), "{diagnostics}");
 }
+
+#[test]
+fn an_edited_file_keeps_the_objects_it_did_not_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("mesh.yaml");
+    let entry = |address: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: web}}
+spec:
+  hosts: [web.example.com]
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  resolution: STATIC
+  endpoints: [{{address: {address}}}]
+"
+        )
+    };
+    std::fs::write(&file, format!("{GATEWAY}---\n{}", entry("10.0.0.1"))).expect("write");
+    let first = read_file(&file, stamp(&file), None);
+    std::fs::write(&file, format!("{GATEWAY}---\n{}", entry("10.0.0.2"))).expect("write");
+    let second = read_file(&file, stamp(&file), Some(first.clone()));
+    assert_eq!(second.inputs.len(), 2);
+    assert!(second.inputs[0].same(&first.inputs[0]), "the Gateway did not change: the same object");
+    assert!(!second.inputs[1].same(&first.inputs[1]), "the ServiceEntry changed");
+    assert_ne!(second.inputs[1], first.inputs[1]);
+}

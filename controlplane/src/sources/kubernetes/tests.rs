@@ -35,7 +35,7 @@ fn pod(ready: bool, labels: &[(&str, &str)]) -> Input {
         }),
         ..K8sPod::default()
     };
-    Input::Pod(Object { meta: meta(&k8s.metadata), spec: Pod::from_k8s(k8s) })
+    Input::Pod(Arc::new(Object { meta: meta(&k8s.metadata), spec: Pod::from_k8s(k8s) }))
 }
 
 fn key_of(name: &str) -> Key {
@@ -203,4 +203,17 @@ fn expiry_is_told_apart_from_other_failures() {
         classify(&watcher::Error::InitialListFailed(kube::Error::Api(Box::new(status(500))))),
         Failure::Other
     ));
+}
+
+#[test]
+fn an_unchanged_object_stays_the_same_shared_object() {
+    let mut store = KindStore::default();
+    store.apply(key_of("a"), Ok(pod(true, &[("app", "web")])));
+    let stored = |store: &KindStore| store.objects[&key_of("a")].input.clone().expect("stored");
+    let first = stored(&store);
+    // A relist, or an update of something translation does not read: an equal object arrives.
+    assert!(!store.apply(key_of("a"), Ok(pod(true, &[("app", "web")]))));
+    assert!(stored(&store).same(&first), "kept the object translation already knows");
+    assert!(store.apply(key_of("a"), Ok(pod(false, &[("app", "web")]))));
+    assert!(!stored(&store).same(&first));
 }
