@@ -126,13 +126,7 @@ fn triple(summary: &crate::stats::Summary) -> String {
 
 /// Replaces what is between this section's markers in `document` (or appends them with `table`).
 pub fn splice(document: &str, table: &str) -> String {
-    let block = format!("{BEGIN}\n{}\n{END}", table.trim_end());
-    match (document.find(BEGIN), document.find(END)) {
-        (Some(begin), Some(end)) if begin < end => {
-            format!("{}{block}{}", &document[..begin], &document[end + END.len()..])
-        }
-        _ => format!("{}\n\n{block}\n", document.trim_end()),
-    }
+    crate::report::splice_between(document, BEGIN, END, table)
 }
 
 #[cfg(test)]

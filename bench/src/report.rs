@@ -167,10 +167,15 @@ fn side_by_side(runs: &[Results]) -> String {
 
 /// Replaces what is between the markers in `document` (or appends the markers and `table`).
 pub fn splice(document: &str, table: &str) -> String {
-    let block = format!("{BEGIN}\n{}\n{END}", table.trim_end());
-    match (document.find(BEGIN), document.find(END)) {
+    splice_between(document, BEGIN, END, table)
+}
+
+/// Replaces what is between the markers `begin` and `end` in `document` (or appends the markers and `table`).
+pub fn splice_between(document: &str, begin_marker: &str, end_marker: &str, table: &str) -> String {
+    let block = format!("{begin_marker}\n{}\n{end_marker}", table.trim_end());
+    match (document.find(begin_marker), document.find(end_marker)) {
         (Some(begin), Some(end)) if begin < end => {
-            format!("{}{block}{}", &document[..begin], &document[end + END.len()..])
+            format!("{}{block}{}", &document[..begin], &document[end + end_marker.len()..])
         }
         _ => format!("{}\n\n{block}\n", document.trim_end()),
     }
