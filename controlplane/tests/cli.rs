@@ -319,12 +319,15 @@ async fn traffic_follows_edits_renames_and_deletes_of_the_config_directory() -> 
     synced(&serve);
     assert_eq!(shares().await, (0, 100));
 
-    // Half-written YAML: the last good version stays served, and /debug/inputs says so.
+    // Half-written YAML: the last good version stays served; `wait` says the configuration has errors (exit 3),
+    // and so does /debug/inputs, with the line.
     std::fs::write(&file, format!("{}\n  - broken: [\n", config((100, 0))))?;
-    synced(&serve);
+    let with_errors = wait(&serve, "20s");
+    assert_eq!(with_errors.status.code(), Some(3), "wait: {}", text(&with_errors));
+    assert!(text(&with_errors).contains("failed to parse YAML at line"), "{}", text(&with_errors));
     assert_eq!(shares().await, (0, 100));
     let inputs = http_get(serve.admin, "x", "/debug/inputs", &[]).await?.body;
-    assert!(inputs.contains("serving its last good version"), "{inputs}");
+    assert!(inputs.contains("serving its last complete version"), "{inputs}");
 
     // Renaming the file changes nothing that is served.
     std::fs::write(&file, config((0, 100)))?;

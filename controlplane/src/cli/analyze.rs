@@ -14,7 +14,7 @@ use super::offline::Offline;
 /// errors. Every message names the object (kind namespace/name), the field and where it was read.
 ///
 /// Example:
-///   pilotfish analyze -f examples/bookinfo/
+///   pilotfish analyze -f examples/bookinfo-local/base
 ///   pilotfish analyze -f reviews.yaml --strict -o json
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -34,9 +34,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let offline = Offline::load(&args.path)?;
     let mut all: Vec<Diagnostic> = offline.diagnostics.clone();
     for class in offline.representative_classes() {
-        all.extend(offline.snapshot(&class).1);
+        all.extend(offline.snapshot(&class)?.1);
     }
-    all.extend(offline.read_problems.iter().map(|p| Diagnostic::error(p.clone())));
     let all = translator::diagnostics::sorted(all);
     let errors = all.iter().filter(|d| d.severity == Severity::Error).count();
     let warnings = all.iter().filter(|d| d.severity == Severity::Warning).count();
