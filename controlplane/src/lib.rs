@@ -24,6 +24,7 @@ pub mod registry;
 pub mod server;
 pub mod snapshot;
 pub mod sources;
+pub mod webhook;
 
 use std::sync::Arc;
 

@@ -21,7 +21,10 @@ use crate::sources::kubernetes::{self, KubernetesSource};
 /// for its class plus every raw resource; changes to the directory are picked up while serving.
 ///
 /// With --kubernetes, the same kinds are watched in the cluster kube finds (in-cluster service account, else
-/// $KUBECONFIG or ~/.kube/config); `pilotfish crds` prints the Istio CRDs for clusters without Istio.
+/// $KUBECONFIG or ~/.kube/config); `pilotfish crds` prints the Istio CRDs for clusters without Istio. pilotfish
+/// then also serves the sidecar injection webhook (HTTPS, as istiod on 15017) that examples/lab-cluster's
+/// MutatingWebhookConfiguration calls: it injects what `pilotfish inject` would, keeps its CA in a Secret and
+/// keeps that CA as the configuration's caBundle.
 ///
 /// Example:
 ///   pilotfish serve --config-dir examples/raw-envoy/config
@@ -52,6 +55,8 @@ pub struct Args {
     /// ... but no later than this after the first change of a burst.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     debounce_max: Duration,
+    #[command(flatten)]
+    webhook: super::serve_webhook::WebhookArgs,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -85,6 +90,17 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         let _ = stopped.wait_for(|stop| *stop).await.is_ok();
     };
     let admin_task = tokio::spawn(crate::admin::serve(admin, state.clone(), wait(stopped.clone())));
+    let webhook_task = match &client {
+        Some(client) if !args.webhook.no_webhook => {
+            let address = args.webhook.webhook_address;
+            let listener = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("failed to listen on --webhook-address {address}"))?;
+            let run = crate::webhook::run(client.clone(), listener, args.webhook.settings(), wait(stopped.clone()));
+            Some(tokio::spawn(run))
+        }
+        _ => None,
+    };
     let debounce = Debounce { quiet: args.debounce_quiet, max_delay: args.debounce_max };
     let watcher = match (client, args.config_dir) {
         (Some(client), _) => {
@@ -109,6 +125,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let result = crate::server::serve(listener, state, wait(stopped)).await;
     watcher.abort();
     let _ = admin_task.await;
+    if let Some(webhook) = webhook_task {
+        let _ = webhook.await;
+    }
     result.context("the xDS server failed")
 }
 
