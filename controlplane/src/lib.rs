@@ -18,6 +18,7 @@ pub mod crds;
 pub mod embed;
 pub mod explain;
 pub mod inject;
+pub mod live;
 pub mod metrics;
 pub mod pipeline;
 pub mod registry;

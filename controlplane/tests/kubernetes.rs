@@ -4,7 +4,8 @@
 //!   applied (its MutatingWebhookConfiguration pointed at `https://127.0.0.1:PORT/inject` instead of the Service),
 //!   `pilotfish serve --kubernetes` runs with the ServiceAccount's token (so with exactly the manifests' RBAC), and
 //!   the tests create Pods through the API and check what the apiserver stored: Istio's selectors, the same sidecar
-//!   as `pilotfish inject`, the caBundle kept, an outage, a malformed AdmissionReview.
+//!   as `pilotfish inject`, the caBundle kept, an outage, a malformed AdmissionReview;
+//! - `pilotfish analyze` of the live cluster: namespaces, exit codes, the same lines as `analyze -f`.
 //!
 //! Without kube-apiserver and etcd a local run skips these tests loudly (see `harness.rs`); CI fails instead.
 
@@ -12,10 +13,11 @@
 #[allow(dead_code)] // the harness serves other tests too
 mod harness;
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
@@ -39,6 +41,16 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 const SYSTEM: &str = "pilotfish-system";
 const CONFIGURATION: &str = "pilotfish-sidecar-injector";
 const CA_SECRET: &str = "pilotfish-webhook-ca";
+
+/// Starts a cluster, or ends the test (skipped, loudly) when its binaries cannot be had outside CI.
+macro_rules! cluster {
+    () => {
+        match Cluster::start_with(&[]).await? {
+            Some(cluster) => cluster,
+            None => return Ok(()),
+        }
+    };
+}
 
 fn lab_cluster() -> PathBuf {
     workspace_root().join("examples/lab-cluster")
@@ -431,4 +443,137 @@ fn webhook_client(address: SocketAddr, ca: &ByteString) -> Result<Client> {
     let der = CertificateDer::from_pem_slice(&ca.0).context("the CA is PEM")?;
     config.root_cert = Some(vec![der.to_vec()]);
     Ok(Client::try_from(config)?)
+}
+
+// === analyze, live ===
+
+fn analyze(kubeconfig: &Path, args: &[&str]) -> Output {
+    Command::new(PILOTFISH)
+        .arg("analyze")
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("pilotfish runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn all_output(output: &Output) -> String {
+    format!("{}{}", stdout(output), String::from_utf8_lossy(&output.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyze_without_f_reads_the_live_cluster_and_reports_on_one_namespace() -> Result<()> {
+    let cluster = cluster!();
+    let admin = cluster.client().await?;
+    let kubeconfig = cluster.kubeconfig_path();
+
+    // No Istio CRDs yet: said, not an error.
+    let bare = analyze(&kubeconfig, &["-A"]);
+    ensure!(bare.status.code() == Some(0), "{}", all_output(&bare));
+    ensure!(stdout(&bare).contains("virtualservices.networking.istio.io is not installed"), "{}", stdout(&bare));
+
+    harness::install_crds(&admin, &[]).await?;
+    namespace(&admin, "shop", json!({})).await?;
+    namespace(&admin, "front", json!({})).await?;
+    let objects = [
+        json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "reviews", "namespace": "shop" },
+                "spec": { "ports": [{ "name": "http", "port": 9080 }] } }),
+        // Unused: IST0174, a warning, in shop.
+        json!({ "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+                "metadata": { "name": "ghost", "namespace": "shop" }, "spec": { "host": "ghost" } }),
+        // Routes to shop's Service from front: fine, and only the whole cluster can tell.
+        json!({ "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                "metadata": { "name": "reviews", "namespace": "front" },
+                "spec": { "hosts": ["reviews.shop.svc.cluster.local"],
+                          "http": [{ "route": [{ "destination": { "host": "reviews.shop.svc.cluster.local" } }] }] } }),
+        // Bound to a Gateway that does not exist: IST0101, an error, in front.
+        json!({ "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                "metadata": { "name": "broken", "namespace": "front" },
+                "spec": { "hosts": ["broken.example"], "gateways": ["missing"],
+                          "http": [{ "route": [{ "destination": { "host": "reviews.shop.svc.cluster.local" } }] }] } }),
+    ];
+    for object in &objects {
+        apply(&admin, object).await?;
+    }
+
+    let front = analyze(&kubeconfig, &["-n", "front"]);
+    let text = stdout(&front);
+    ensure!(front.status.code() == Some(2), "{}", all_output(&front));
+    ensure!(text.contains("error[IST0101] VirtualService front/broken"), "{text}");
+    ensure!(!text.contains("front/reviews") && !text.contains("shop"), "only front, and its valid route: {text}");
+
+    let shop = analyze(&kubeconfig, &["-n", "shop"]);
+    ensure!(shop.status.code() == Some(0), "warnings only: {}", all_output(&shop));
+    ensure!(stdout(&shop).contains("warning[IST0174] DestinationRule shop/ghost"), "{}", stdout(&shop));
+    let strict = analyze(&kubeconfig, &["-n", "shop", "--strict"]);
+    ensure!(strict.status.code() == Some(1), "{}", all_output(&strict));
+
+    let all = analyze(&kubeconfig, &["-A", "-o", "json"]);
+    ensure!(all.status.code() == Some(2), "{}", all_output(&all));
+    let json: Value = serde_json::from_slice(&all.stdout)?;
+    let codes: BTreeMap<String, String> = json["diagnostics"]
+        .as_array()
+        .context("diagnostics")?
+        .iter()
+        .map(|d| (d["object"]["name"].as_str().unwrap_or_default().to_owned(), d["code"].to_string()))
+        .collect();
+    ensure!(codes.get("broken").is_some_and(|c| c.contains("IST0101")), "{json}");
+    ensure!(codes.get("ghost").is_some_and(|c| c.contains("IST0174")), "{json}");
+
+    // Without -n: the kubeconfig context's namespace (here none given: default, which is clean).
+    let default = analyze(&kubeconfig, &[]);
+    ensure!(default.status.code() == Some(0), "{}", all_output(&default));
+    ensure!(stdout(&default).contains("no problems found in namespace default"), "{}", stdout(&default));
+    let dir = tempfile::tempdir()?;
+    let in_front = dir.path().join("kubeconfig");
+    let config = std::fs::read_to_string(&kubeconfig)?
+        .replace("context: {cluster: test", "context: {namespace: front, cluster: test");
+    ensure!(config.contains("namespace: front"), "{config}");
+    std::fs::write(&in_front, config)?;
+    let context = analyze(&in_front, &[]);
+    ensure!(context.status.code() == Some(2) && stdout(&context).contains("front/broken"), "{}", all_output(&context));
+
+    // The same lines as `analyze -f` on the same objects, but for where they were read.
+    let file = dir.path().join("objects.yaml");
+    std::fs::write(
+        &file,
+        objects.iter().map(|o| format!("---\n{}", serde_yaml::to_string(o).unwrap_or_default())).collect::<String>(),
+    )?;
+    let offline = Command::new(PILOTFISH).args(["analyze", "-n", "front", "-f"]).arg(&file).output()?;
+    ensure!(offline.status.code() == Some(2), "{}", all_output(&offline));
+    let without_source = |text: String| -> Vec<String> {
+        text.lines().map(|line| line.split(" (at ").next().unwrap_or(line).to_owned()).collect()
+    };
+    ensure!(
+        without_source(stdout(&offline)) == without_source(stdout(&front)),
+        "-f:\n{}\nlive:\n{}",
+        stdout(&offline),
+        stdout(&front)
+    );
+
+    // Mistakes are errors, not an empty report: a namespace that does not exist, a kind that cannot be listed.
+    let missing = analyze(&kubeconfig, &["-n", "nowhere"]);
+    ensure!(missing.status.code() == Some(1), "{}", all_output(&missing));
+    ensure!(all_output(&missing).contains("namespace nowhere not found"), "{}", all_output(&missing));
+    let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), "default");
+    accounts
+        .create(&PostParams::default(), &serde_json::from_value(json!({ "metadata": { "name": "nobody" } }))?)
+        .await?;
+    let nobody = dir.path().join("nobody");
+    std::fs::write(
+        &nobody,
+        cluster.kubeconfig_with_token(cluster.apiserver_addr(), &token(&admin, "default", "nobody").await?),
+    )?;
+    let forbidden = analyze(&nobody, &["-A"]);
+    ensure!(forbidden.status.code() == Some(1), "{}", all_output(&forbidden));
+    ensure!(
+        all_output(&forbidden).contains("failed to list services") && all_output(&forbidden).contains("403"),
+        "{}",
+        all_output(&forbidden)
+    );
+    Ok(())
 }

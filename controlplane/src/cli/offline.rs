@@ -1,4 +1,5 @@
-//! What `translate`, `analyze` and `explain` share: reading a file or directory and translating it offline.
+//! What `translate`, `analyze` and `explain` share: reading a file or directory (or, for `analyze`, a cluster's
+//! objects) and translating it offline.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -28,17 +29,20 @@ impl Offline {
         }
         let mut loaded = config_dir::load(path).with_context(|| format!("failed to read {}", path.display()))?;
         loaded.snapshot();
-        let (world, duplicates) = World::new(std::mem::take(&mut loaded.inputs));
+        let mut offline = Offline::from_inputs(std::mem::take(&mut loaded.inputs), loaded.input_diagnostics);
+        offline.raw = loaded.resources.into_iter().map(|(origin, any)| (origin.proxies, any)).collect();
+        offline.read_problems = loaded.diagnostics.iter().map(ToString::to_string).collect();
+        Ok(offline)
+    }
+
+    /// Objects read elsewhere (a live cluster), with the reader's diagnostics; no raw Envoy resources.
+    pub fn from_inputs(inputs: Vec<translator::Input>, input_diagnostics: Vec<Diagnostic>) -> Offline {
+        let (world, duplicates) = World::new(inputs);
         let translator = Translator::new(&world);
-        let mut diagnostics = loaded.input_diagnostics;
+        let mut diagnostics = input_diagnostics;
         diagnostics.extend(duplicates);
         diagnostics.extend(translator.diagnostics().iter().cloned());
-        Ok(Offline {
-            translator,
-            raw: loaded.resources.into_iter().map(|(origin, any)| (origin.proxies, any)).collect(),
-            read_problems: loaded.diagnostics.iter().map(ToString::to_string).collect(),
-            diagnostics,
-        })
+        Offline { translator, raw: Vec::new(), read_problems: Vec::new(), diagnostics }
     }
 
     /// The snapshot a proxy of `class` would be served, and the class's own diagnostics.

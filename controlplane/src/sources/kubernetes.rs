@@ -668,7 +668,7 @@ fn istio_input(resource: &ApiResource, object: DynamicObject) -> Result<Input, S
     Ok(input)
 }
 
-fn strip_source(input: &mut Input) {
+pub(crate) fn strip_source(input: &mut Input) {
     match input {
         Input::Gateway(o) => Arc::make_mut(o).meta.source = None,
         Input::VirtualService(o) => Arc::make_mut(o).meta.source = None,
@@ -688,7 +688,7 @@ fn key<K: Resource>(object: &K) -> Key {
 // === discovery ===
 
 /// The networking.istio.io group as the cluster serves it; `None` when it serves no version of it.
-async fn served_versions(client: &Client) -> Result<Option<ApiGroup>, kube::Error> {
+pub(crate) async fn served_versions(client: &Client) -> Result<Option<ApiGroup>, kube::Error> {
     match kube::discovery::group(client, GROUP).await {
         Ok(group) => Ok(Some(group)),
         Err(kube::Error::Discovery(kube::error::DiscoveryError::MissingApiGroup(_))) => Ok(None),
@@ -697,7 +697,7 @@ async fn served_versions(client: &Client) -> Result<Option<ApiGroup>, kube::Erro
 }
 
 /// The most preferred of v1, v1beta1, v1alpha3 the group serves `kind` at.
-fn pick_version(group: &ApiGroup, kind: &str) -> Option<ApiResource> {
+pub(crate) fn pick_version(group: &ApiGroup, kind: &str) -> Option<ApiResource> {
     preferred(|version| group.versioned_resources(version).into_iter().map(|(resource, _)| resource).collect(), kind)
 }
 
@@ -725,7 +725,7 @@ fn registry_api_version(kind: Kind) -> &'static str {
     }
 }
 
-fn not_installed(kind: &IstioKind) -> String {
+pub(crate) fn not_installed(kind: &IstioKind) -> String {
     format!(
         "the CustomResourceDefinition {}.{GROUP} is not installed: {} objects are not read until it is \
          (`pilotfish crds | kubectl apply -f -` installs it)",
