@@ -437,6 +437,43 @@ async fn the_ca_bundle_is_restored_an_outage_blocks_only_injected_pods_and_bad_r
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_started_together_fill_the_secret_once_and_serve_with_one_ca() -> Result<()> {
+    let Some(lab) = Lab::start().await? else { return Ok(()) };
+    let admin = &lab.admin;
+    // Two replicas at once, both finding the Secret empty: one CA wins, the other replica reads it.
+    let other = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut first = Pilotfish::start(&lab.kubeconfig, lab.webhook, lab.dir.path())?;
+    let mut second = Pilotfish::start(&lab.kubeconfig, other, lab.dir.path())?;
+    first.ready().await?;
+    second.ready().await?;
+    let ca = ca_bundle_set(admin).await.with_context(|| format!("{}\n{}", first.log_text(), second.log_text()))?;
+    for (address, pilotfish) in [(lab.webhook, &first), (other, &second)] {
+        let client = webhook_client(address, &ca)?;
+        eventually(TIMEOUT, "the webhook serves a certificate of the stored CA", || async {
+            let request = http::Request::post("/inject").body(b"{}".to_vec())?;
+            let answer: Value = serde_json::from_str(&client.request_text(request).await?)?;
+            ensure!(answer["kind"] == "AdmissionReview", "{answer}");
+            Ok(())
+        })
+        .await
+        .with_context(|| pilotfish.log_text())?;
+    }
+    let logs = format!("{}{}", first.log_text(), second.log_text());
+    ensure!(logs.matches("new webhook CA stored in its Secret").count() == 1, "{logs}");
+    ensure!(logs.matches("webhook CA read from its Secret").count() == 1, "{logs}");
+    ensure!(!logs.contains("this process's own"), "{logs}");
+    // No tug of war over the caBundle: it stays as it is while both run.
+    let configurations: Api<MutatingWebhookConfiguration> = Api::all(admin.clone());
+    let version = configurations.get(CONFIGURATION).await?.metadata.resource_version;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ensure!(configurations.get(CONFIGURATION).await?.metadata.resource_version == version, "{logs}");
+    ensure!(injected(
+        &create_pod(admin, "default", pod("opted-in", json!({ "sidecar.istio.io/inject": "true" }), json!({}))).await?
+    ));
+    Ok(())
+}
+
 /// An HTTPS client of the webhook that trusts the webhook CA (kube's client, for any URL).
 fn webhook_client(address: SocketAddr, ca: &ByteString) -> Result<Client> {
     let mut config = Config::new(format!("https://{address}").parse()?);

@@ -61,7 +61,10 @@ pub async fn load_ca(client: &Client, namespace: &str, name: &str) -> (Ca, CaOri
     loop {
         match try_load_ca(&secrets, name).await {
             Ok(Some(loaded)) => return loaded,
-            Ok(None) => continue, // another replica filled the Secret first: read theirs
+            Ok(None) => {
+                info!(secret = %format!("{namespace}/{name}"), "another pilotfish filled the Secret first; reading its CA");
+                continue;
+            }
             Err(Failure::Fallback(reason)) => {
                 warn!(
                     secret = %format!("{namespace}/{name}"),
@@ -211,7 +214,7 @@ pub async fn keep_ca_bundle(client: Client, name: String, ca_pem: String) {
             Event::InitDone if !seen => warn!(
                 configuration = %name,
                 "no such MutatingWebhookConfiguration: the apiserver does not call the injection webhook until it \
-                 exists (kubectl apply -k examples/lab-cluster)"
+                 exists (kubectl apply -k examples/lab-cluster; --no-webhook turns the webhook off)"
             ),
             Event::InitDone => {}
             Event::Delete(_) => {

@@ -65,3 +65,11 @@ fn a_stored_ca_that_does_not_hold_together_is_refused_with_the_reason() {
     let error = Ca::from_pem(one.cert_pem(), "not a key", now).expect_err("garbage").to_string();
     assert!(error.contains("the key"), "{error}");
 }
+
+#[test]
+fn a_certificate_names_the_service_and_only_a_specific_address() {
+    let any = crate::webhook::serving_names("pilotfish", "lab", Some("0.0.0.0:15017".parse().expect("address")));
+    assert_eq!(any, ["pilotfish.lab.svc", "pilotfish.lab.svc.cluster.local", "pilotfish.lab", "pilotfish"]);
+    let loopback = crate::webhook::serving_names("pilotfish", "lab", Some("[::1]:15017".parse().expect("address")));
+    assert_eq!(loopback.last().map(String::as_str), Some("::1"));
+}
