@@ -4,7 +4,8 @@
 //!   applied (its MutatingWebhookConfiguration pointed at `https://127.0.0.1:PORT/inject` instead of the Service),
 //!   `pilotfish serve --kubernetes` runs with the ServiceAccount's token (so with exactly the manifests' RBAC), and
 //!   the tests create Pods through the API and check what the apiserver stored: Istio's selectors, the same sidecar
-//!   as `pilotfish inject`, the caBundle kept, an outage, a malformed AdmissionReview;
+//!   as `pilotfish inject`, the caBundle kept, one CA for replicas, pilotfish hung and down, a malformed
+//!   AdmissionReview;
 //! - `pilotfish analyze` of the live cluster: namespaces, exit codes, the same lines as `analyze -f`.
 //!
 //! Without kube-apiserver and etcd a local run skips these tests loudly (see `harness.rs`); CI fails instead.
@@ -160,6 +161,13 @@ impl Pilotfish {
 
     fn log_text(&self) -> String {
         format!("pilotfish's log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default())
+    }
+
+    /// Sends the process a signal (`STOP`, `CONT`, …).
+    fn signal(&self, signal: &str) -> Result<()> {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status()?;
+        ensure!(status.success(), "kill -{signal} failed");
+        Ok(())
     }
 
     fn stop(&mut self) {
@@ -389,6 +397,20 @@ async fn the_ca_bundle_is_restored_an_outage_blocks_only_injected_pods_and_bad_r
         ensure!(message.contains("malformed AdmissionReview") && message.contains(said), "{answer}");
     }
     ensure!(injected(&create_pod(admin, "injected", pod("after-garbage", json!({}), json!({}))).await?));
+
+    // pilotfish hung (stopped, its connections open): a pod that asked for injection is refused once the
+    // webhook's timeoutSeconds runs out, not held forever; other pods do not wait for it at all.
+    pilotfish.signal("STOP")?;
+    let hung = tokio::spawn({
+        let admin = admin.clone();
+        async move { create_pod(&admin, "injected", pod("while-hung", json!({}), json!({}))).await }
+    });
+    let plain = create_pod(admin, "plain", pod("while-hung", json!({}), json!({}))).await?;
+    ensure!(!injected(&plain));
+    ensure!(!hung.is_finished(), "the injected pod's creation waits for the webhook meanwhile");
+    let error = hung.await?.expect_err("refused").to_string();
+    ensure!(error.contains("failed calling webhook") && error.contains("deadline exceeded"), "{error}");
+    pilotfish.signal("CONT")?;
 
     // pilotfish down: pods that did not ask for injection never reach it; those that did are refused
     // (failurePolicy: Fail) rather than run without their sidecar.
