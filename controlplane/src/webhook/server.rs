@@ -23,8 +23,13 @@ use super::admission::{Admission, Outcome};
 pub const INJECT_PATH: &str = "/inject";
 /// A Pod's AdmissionReview is a few kilobytes; the apiserver itself refuses objects over 3 MiB.
 const MAX_BODY: usize = 4 << 20;
-/// A client that does not finish its TLS handshake or send a request's headers in this time is dropped.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client that does not finish its TLS handshake in this time is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that sends no request headers in this time is closed; hyper counts idle keep-alive time too. Longer
+/// than the apiserver's idle-connection timeout (90 s, Go's default, which client-go keeps), so the apiserver
+/// closes idle connections first: a POST it sent on a connection pilotfish had just closed would not be retried,
+/// and the pod would be refused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The serving certificate, replaceable while connections come in.
 #[derive(Debug)]
@@ -57,7 +62,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = match rustls::ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
+    let mut config = match rustls::ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
         Ok(builder) => builder.with_no_client_auth().with_cert_resolver(certificate),
         Err(err) => {
             // The ring provider supports the default versions; this is not expected to happen.
@@ -65,7 +70,6 @@ pub async fn serve(
             return;
         }
     };
-    let mut config = config;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(config));
     info!(address = ?listener.local_addr().ok(), "serving the sidecar injection webhook (HTTPS)");
@@ -87,7 +91,7 @@ pub async fn serve(
         let admission = Arc::clone(&admission);
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            let tls = match tokio::time::timeout(CLIENT_TIMEOUT, acceptor.accept(stream)).await {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(err)) => {
                     // A client that rejects the certificate says so with an alert: most likely the caBundle the
@@ -110,7 +114,7 @@ pub async fn serve(
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(CLIENT_TIMEOUT)
+                .header_read_timeout(IDLE_TIMEOUT)
                 .serve_connection(TokioIo::new(tls), service);
             if let Err(err) = connection.await {
                 debug!(%peer, error = %err, "injection webhook connection ended with an error");
