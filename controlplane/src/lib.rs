@@ -19,6 +19,7 @@ pub mod builders;
 pub mod cache;
 pub mod cli;
 pub mod embed;
+pub mod live;
 pub mod metrics;
 pub mod offline;
 pub mod pipeline;
@@ -28,6 +29,7 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod sources;
 pub mod sync;
+pub mod webhook;
 
 use std::sync::Arc;
 

@@ -8,6 +8,7 @@ mod http;
 mod inject;
 mod offline;
 mod serve;
+mod serve_webhook;
 mod status;
 mod translate;
 mod wait;

@@ -1,5 +1,5 @@
-//! What `translate`, `analyze` and `explain` share: reading a file or directory and translating it offline, through
-//! the same pipeline `serve` runs.
+//! What `translate`, `analyze` and `explain` share: reading a file or directory (or, for `analyze`, a cluster's
+//! objects) and translating it offline, through the same pipeline `serve` runs.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -9,7 +9,7 @@ use anyhow::Context;
 use translator::{Diagnostic, ProxyClass, Role, Translator};
 
 use crate::State;
-use crate::pipeline::{Commit, Pipeline};
+use crate::pipeline::{ChangeSet, Commit, Pipeline, UnitKey};
 use crate::snapshot::Snapshot;
 use crate::sources::directory;
 
@@ -27,6 +27,20 @@ impl Offline {
             anyhow::bail!("-f {}: no such file or directory", path.display());
         }
         let changes = directory::read_all(path).with_context(|| format!("failed to read {}", path.display()))?;
+        Offline::from_changes(changes)
+    }
+
+    /// Objects read elsewhere (a live cluster), with the reader's diagnostics; no raw Envoy resources.
+    pub fn from_inputs(inputs: Vec<translator::Input>, diagnostics: Vec<Diagnostic>) -> anyhow::Result<Offline> {
+        let read = translator::Read { inputs, diagnostics, complete: true, ..translator::Read::default() };
+        Offline::from_changes(ChangeSet {
+            units: vec![(UnitKey::named("cluster"), Some(read))],
+            synced: true,
+            ..ChangeSet::default()
+        })
+    }
+
+    fn from_changes(changes: ChangeSet) -> anyhow::Result<Offline> {
         let pipeline = State::default().pipeline;
         let publication = pipeline.register("offline").apply(changes, Commit::Always).unwrap_or_else(|refused| refused);
         let translator = pipeline.translator().context("nothing was translated")?;

@@ -22,7 +22,10 @@ use crate::sources::kubernetes::{self, KubernetesSource};
 /// for its class plus every raw resource; changes to the directory are picked up while serving.
 ///
 /// With --kubernetes, the same kinds are watched in the cluster kube finds (in-cluster service account, else
-/// $KUBECONFIG or ~/.kube/config); `pilotfish crds` prints the Istio CRDs for clusters without Istio.
+/// $KUBECONFIG or ~/.kube/config); `pilotfish crds` prints the Istio CRDs for clusters without Istio. pilotfish
+/// then also serves the sidecar injection webhook (HTTPS, as istiod on 15017) that examples/lab-cluster's
+/// MutatingWebhookConfiguration calls: it injects what `pilotfish inject` would, keeps its CA in a Secret and
+/// keeps that CA as the configuration's caBundle.
 ///
 /// Example:
 ///   pilotfish serve --config-dir examples/raw-envoy/config
@@ -53,6 +56,8 @@ pub struct Args {
     /// ... but no later than this after the first change of a burst.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     debounce_max: Duration,
+    #[command(flatten)]
+    webhook: super::serve_webhook::WebhookArgs,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -87,6 +92,21 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         let stopped = stopped.clone();
         async move { stopped.wait().await }
     }));
+    let webhook_task =
+        match &client {
+            Some(client) if !args.webhook.no_webhook => {
+                let address = args.webhook.webhook_address;
+                let listener = TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("failed to listen on --webhook-address {address}"))?;
+                let stopped = stopped.clone();
+                let run = crate::webhook::run(client.clone(), listener, args.webhook.settings(), async move {
+                    stopped.wait().await
+                });
+                Some(tokio::spawn(run))
+            }
+            _ => None,
+        };
     let debounce = Debounce { quiet: args.debounce_quiet, max_delay: args.debounce_max };
     let pipeline = tokio::spawn(Arc::clone(&state.pipeline).run(debounce, stopped.clone()));
     let source = match (client, args.config_dir) {
@@ -118,6 +138,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     // The xDS server ended (on the signal, or failing): everything else ends with it.
     stop.trigger();
     let _ = tokio::join!(admin_task, pipeline, source);
+    if let Some(webhook) = webhook_task {
+        let _ = webhook.await;
+    }
     result.context("the xDS server failed")
 }
 

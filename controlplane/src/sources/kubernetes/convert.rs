@@ -23,14 +23,14 @@ fn slot(kind: Kind, meta: &Meta, input: Option<Input>, diagnostics: Vec<translat
     Slot { reference, input, diagnostics }
 }
 
-pub(super) fn service(service: core::Service) -> Slot {
+pub(crate) fn service(service: core::Service) -> Slot {
     let meta = meta(&service);
     let spec = Service::from(service.spec.unwrap_or_default());
     let input = Input::Service(Arc::new(Object { meta: meta.clone(), spec }));
     slot(Kind::Service, &meta, Some(input), Vec::new())
 }
 
-pub(super) fn endpoint_slice(endpoint_slice: discovery::EndpointSlice) -> Slot {
+pub(crate) fn endpoint_slice(endpoint_slice: discovery::EndpointSlice) -> Slot {
     let meta = meta(&endpoint_slice);
     let input =
         Input::EndpointSlice(Arc::new(Object { meta: meta.clone(), spec: EndpointSlice::from_k8s(endpoint_slice) }));
@@ -38,14 +38,14 @@ pub(super) fn endpoint_slice(endpoint_slice: discovery::EndpointSlice) -> Slot {
 }
 
 /// A Pod is kept as its labels, IP, readiness and named ports, never as the full object.
-pub(super) fn pod(pod: core::Pod) -> Slot {
+pub(crate) fn pod(pod: core::Pod) -> Slot {
     let meta = meta(&pod);
     let input = Input::Pod(Arc::new(Object { meta: meta.clone(), spec: Pod::from_k8s(pod) }));
     slot(Kind::Pod, &meta, Some(input), Vec::new())
 }
 
 /// An Istio object, read from its spec as a document's would be.
-pub(super) fn istio(kind: Kind, object: DynamicObject) -> Slot {
+pub(crate) fn istio(kind: Kind, object: DynamicObject) -> Slot {
     let meta = meta(&object);
     let empty = serde_json::Value::Null;
     let spec = object.data.get("spec").unwrap_or(&empty);

@@ -103,7 +103,7 @@ impl KubernetesSource {
 }
 
 /// The networking.istio.io group as the cluster serves it; `None` when it serves no version of it.
-pub(super) async fn served_versions(client: &Client) -> Result<Option<ApiGroup>, kube::Error> {
+pub(crate) async fn served_versions(client: &Client) -> Result<Option<ApiGroup>, kube::Error> {
     match kube::discovery::group(client, GROUP).await {
         Ok(group) => Ok(Some(group)),
         Err(kube::Error::Discovery(kube::error::DiscoveryError::MissingApiGroup(_))) => Ok(None),
@@ -112,7 +112,7 @@ pub(super) async fn served_versions(client: &Client) -> Result<Option<ApiGroup>,
 }
 
 /// The most preferred of v1, v1beta1, v1alpha3 the group serves `kind` at.
-pub(super) fn pick_version(group: &ApiGroup, kind: &str) -> Option<ApiResource> {
+pub(crate) fn pick_version(group: &ApiGroup, kind: &str) -> Option<ApiResource> {
     preferred(|version| group.versioned_resources(version).into_iter().map(|(resource, _)| resource).collect(), kind)
 }
 
@@ -120,7 +120,7 @@ pub(super) fn preferred(served: impl Fn(&str) -> Vec<ApiResource>, kind: &str) -
     VERSIONS.iter().find_map(|version| served(version).into_iter().find(|r| r.kind == kind))
 }
 
-pub(super) fn istio_kind(kind: &str) -> Kind {
+pub(crate) fn istio_kind(kind: &str) -> Kind {
     match kind {
         "Gateway" => Kind::Gateway,
         "VirtualService" => Kind::VirtualService,
@@ -140,7 +140,7 @@ pub(super) fn registry_api_version(kind: Kind) -> &'static str {
     }
 }
 
-pub(super) fn not_installed(kind: Kind) -> String {
+pub(crate) fn not_installed(kind: Kind) -> String {
     let plural = ISTIO_KINDS.iter().find(|k| istio_kind(k.kind) == kind).map_or("", |k| k.plural);
     format!(
         "the CustomResourceDefinition {plural}.{GROUP} is not installed: {kind} objects are not read until it is \

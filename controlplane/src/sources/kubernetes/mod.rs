@@ -14,10 +14,14 @@
 //!
 //! This source only reads: it writes nothing to the cluster (no status, no events).
 
-mod convert;
+pub(crate) mod convert;
 mod discovery;
 mod store;
 mod watch;
+
+pub(crate) use discovery::{istio_kind, not_installed, pick_version, served_versions};
+pub(crate) use store::Slot;
+pub(crate) use watch::describe_client;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

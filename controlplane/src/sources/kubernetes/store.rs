@@ -20,7 +20,7 @@ pub(super) type Units = Vec<(UnitKey, Option<Read>)>;
 
 /// One object as translation reads it: its input, or the diagnostics saying why it does not read.
 #[derive(Clone, Debug, PartialEq)]
-pub(super) struct Slot {
+pub(crate) struct Slot {
     pub reference: ObjectRef,
     pub input: Option<Input>,
     pub diagnostics: Vec<Diagnostic>,

@@ -173,7 +173,7 @@ fn describe(err: &watcher::Error) -> String {
     }
 }
 
-pub(super) fn describe_client(err: &kube::Error) -> String {
+pub(crate) fn describe_client(err: &kube::Error) -> String {
     match err {
         kube::Error::Api(status) => format!("{} {}: {}", status.code, status.reason, status.message),
         other => {
