@@ -23,7 +23,7 @@ use translator::{Diagnostic, Input};
 
 use crate::crds::ISTIO_KINDS;
 use crate::sources::kubernetes::{
-    Slot, convert, describe_client, istio_kind, not_installed, pick_version, served_versions,
+    Slot, convert, describe_client, error_chain, istio_kind, not_installed, pick_version, served_versions,
 };
 
 /// Objects fetched per list request.
@@ -56,30 +56,16 @@ pub async fn client(kubeconfig: Option<&std::path::Path>, context: Option<&str>)
     let options = KubeConfigOptions { context: context.map(str::to_owned), ..KubeConfigOptions::default() };
     let config = match kubeconfig {
         Some(path) => {
-            let file = Kubeconfig::read_from(path).map_err(|err| Error::Config(chain(&err)))?;
-            Config::from_custom_kubeconfig(file, &options).await.map_err(|err| Error::Config(chain(&err)))?
+            let file = Kubeconfig::read_from(path).map_err(|err| Error::Config(error_chain(&err)))?;
+            Config::from_custom_kubeconfig(file, &options).await.map_err(|err| Error::Config(error_chain(&err)))?
         }
         None if context.is_some() => {
-            Config::from_kubeconfig(&options).await.map_err(|err| Error::Config(chain(&err)))?
+            Config::from_kubeconfig(&options).await.map_err(|err| Error::Config(error_chain(&err)))?
         }
-        None => Config::infer().await.map_err(|err| Error::Config(chain(&err)))?,
+        None => Config::infer().await.map_err(|err| Error::Config(error_chain(&err)))?,
     };
     let namespace = config.default_namespace.clone();
-    Ok((Client::try_from(config).map_err(|err| Error::Config(chain(&err)))?, namespace))
-}
-
-/// An error and its causes, each said once.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
+    Ok((Client::try_from(config).map_err(|err| Error::Config(error_chain(&err)))?, namespace))
 }
 
 /// Whether the cluster has `namespace`.

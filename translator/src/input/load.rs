@@ -241,38 +241,21 @@ fn istio_spec(kind: Kind, meta: Meta, spec: &Value, diagnostics: &mut Vec<Diagno
     let source = meta.source.clone();
     let empty = Value::Object(serde_json::Map::new());
     let spec = if spec.is_null() { &empty } else { spec };
-    fn typed<T: DeserializeOwned>(
-        spec: &Value,
-        reference: &ObjectRef,
-        source: Option<&Source>,
-        diagnostics: &mut Vec<Diagnostic>,
-    ) -> Option<T> {
-        match fields::read::<T>(spec, "spec") {
-            Ok((value, unknown)) => {
-                report_unknown_at(reference, source, unknown, diagnostics);
-                Some(value)
-            }
-            Err(error) => {
-                diagnostics.push(
-                    Diagnostic::error(format!("{}; the object is ignored", error.message))
-                        .object(reference.clone(), source.cloned())
-                        .field(error.path),
-                );
-                None
-            }
-        }
-    }
     let source = source.as_ref();
     Some(match kind {
-        Kind::Gateway => Input::Gateway(Arc::new(Object { meta, spec: typed(spec, &reference, source, diagnostics)? })),
-        Kind::VirtualService => {
-            Input::VirtualService(Arc::new(Object { meta, spec: typed(spec, &reference, source, diagnostics)? }))
+        Kind::Gateway => {
+            Input::Gateway(Arc::new(Object { meta, spec: typed(spec, "spec", &reference, source, diagnostics)? }))
         }
-        Kind::DestinationRule => {
-            Input::DestinationRule(Arc::new(Object { meta, spec: typed(spec, &reference, source, diagnostics)? }))
-        }
+        Kind::VirtualService => Input::VirtualService(Arc::new(Object {
+            meta,
+            spec: typed(spec, "spec", &reference, source, diagnostics)?,
+        })),
+        Kind::DestinationRule => Input::DestinationRule(Arc::new(Object {
+            meta,
+            spec: typed(spec, "spec", &reference, source, diagnostics)?,
+        })),
         Kind::ServiceEntry => {
-            Input::ServiceEntry(Arc::new(Object { meta, spec: typed(spec, &reference, source, diagnostics)? }))
+            Input::ServiceEntry(Arc::new(Object { meta, spec: typed(spec, "spec", &reference, source, diagnostics)? }))
         }
         Kind::Service | Kind::EndpointSlice | Kind::Pod => return None,
     })
@@ -285,15 +268,27 @@ fn kubernetes<T: DeserializeOwned>(
     source: &Source,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<T> {
-    match fields::read::<T>(value, "") {
-        Ok((object, unknown)) => {
-            report_unknown(reference, source, unknown, diagnostics);
-            Some(object)
+    typed(value, "", reference, Some(source), diagnostics)
+}
+
+/// `value` (at `path` in its object) read as a `T`: fields `T` does not declare are reported, and a value that does
+/// not read is an error that makes the object ignored.
+fn typed<T: DeserializeOwned>(
+    value: &Value,
+    path: &str,
+    reference: &ObjectRef,
+    source: Option<&Source>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<T> {
+    match fields::read::<T>(value, path) {
+        Ok((typed, unknown)) => {
+            report_unknown_at(reference, source, unknown, diagnostics);
+            Some(typed)
         }
         Err(error) => {
             diagnostics.push(
                 Diagnostic::error(format!("{}; the object is ignored", error.message))
-                    .object(reference.clone(), Some(source.clone()))
+                    .object(reference.clone(), source.cloned())
                     .field(error.path),
             );
             None

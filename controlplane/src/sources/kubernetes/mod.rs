@@ -21,7 +21,7 @@ mod watch;
 
 pub(crate) use discovery::{istio_kind, not_installed, pick_version, served_versions};
 pub(crate) use store::Slot;
-pub(crate) use watch::describe_client;
+pub(crate) use watch::{describe_client, error_chain};
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

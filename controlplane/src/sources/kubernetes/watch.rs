@@ -176,20 +176,23 @@ fn describe(err: &watcher::Error) -> String {
 pub(crate) fn describe_client(err: &kube::Error) -> String {
     match err {
         kube::Error::Api(status) => format!("{} {}: {}", status.code, status.reason, status.message),
-        other => {
-            // The innermost cause says what happened (connection refused, certificate, ...).
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(cause) = source {
-                let cause_text = cause.to_string();
-                if !text.contains(&cause_text) {
-                    text = format!("{text}: {cause_text}");
-                }
-                source = cause.source();
-            }
-            text
-        }
+        other => error_chain(other),
     }
+}
+
+/// An error and its causes, each said once: the innermost cause says what happened (connection refused,
+/// certificate, ...), and kube's errors repeat their sources in their own text.
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Retry delays for a failed list or watch: from 100 ms, doubling, up to a maximum; reset by any success.
