@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use e2e::{Backend, Envoy, eventually, free_port, http_get};
+use e2e::{Backend, Envoy, eventually, free_port, http_get, istio};
 
 const PILOTFISH: &str = env!("CARGO_BIN_EXE_pilotfish");
 const WAIT: Duration = Duration::from_secs(20);
@@ -55,51 +55,17 @@ impl Drop for Serve {
 }
 
 fn gateway_config(port: u16, v1: SocketAddr, v2: SocketAddr, weights: (u32, u32), regex: &str) -> String {
-    format!(
-        r#"
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: reviews}}
-spec:
-  hosts: [reviews.local]
-  ports: [{{number: 9080, name: http, protocol: HTTP}}]
-  resolution: STATIC
-  endpoints:
-  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v1}}}}
-  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v2}}}}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {{name: reviews}}
-spec:
-  host: reviews.local
-  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: istio-system}}
-spec:
-  selector: {{istio: ingressgateway}}
-  servers: [{{port: {{number: {port}, name: http, protocol: HTTP}}, bind: 127.0.0.1, hosts: ["*"]}}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: reviews}}
-spec:
-  hosts: [bookinfo.local]
-  gateways: [istio-system/gw]
-  http:
-  - match: [{{uri: {{regex: "{regex}"}}}}, {{headers: {{end-user: {{exact: jason}}}}}}]
+    let routes = format!(
+        "  - match: [{{uri: {{regex: \"{regex}\"}}}}, {{headers: {{end-user: {{exact: jason}}}}}}]
     route: [{{destination: {{host: reviews.local, subset: v2}}}}]
-  - route:
-    - {{destination: {{host: reviews.local, subset: v1}}, weight: {}}}
-    - {{destination: {{host: reviews.local, subset: v2}}, weight: {}}}
-"#,
-        v1.port(),
-        v2.port(),
-        weights.0,
-        weights.1
-    )
+{}",
+        istio::weighted_route("reviews.local", &[("v1", weights.0), ("v2", weights.1)])
+    );
+    istio::documents(&[
+        istio::versioned_service("reviews", "default", "reviews.local", 9080, &[("v1", v1), ("v2", v2)]),
+        istio::ingress_gateway(port, "127.0.0.1"),
+        istio::virtual_service("reviews", "default", &["bookinfo.local"], &["istio-system/gw"], &routes),
+    ])
 }
 
 async fn gateway_envoy(serve: &Serve) -> Result<Envoy> {
