@@ -26,6 +26,7 @@ mod binary;
 mod client;
 mod envoy;
 pub mod istio;
+pub mod validate;
 
 pub use backend::{Backend, Behaviour, SeenRequest};
 pub use binary::{ENVOY_VERSION, envoy_binary, workspace_root};
