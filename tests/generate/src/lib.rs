@@ -207,16 +207,16 @@ impl Generator<'_, '_> {
                 let bad = self.pick(&BAD_DURATIONS)?;
                 let connect = self.maybe(connect, bad)?;
                 let max = self.u.int_in_range(1..=1000)?;
-                let _ = write!(
+                let _ = writeln!(
                     policy,
-                    "    connectionPool: {{tcp: {{maxConnections: {max}, connectTimeout: {connect}}}, http: {{http1MaxPendingRequests: {max}}}}}\n"
+                    "    connectionPool: {{tcp: {{maxConnections: {max}, connectTimeout: {connect}}}, http: {{http1MaxPendingRequests: {max}}}}}"
                 );
             }
             if self.u.ratio(1, 3)? {
                 let errors = self.u.int_in_range(1..=10)?;
-                let _ = write!(
+                let _ = writeln!(
                     policy,
-                    "    outlierDetection: {{consecutive5xxErrors: {errors}, interval: 10s, baseEjectionTime: 30s}}\n"
+                    "    outlierDetection: {{consecutive5xxErrors: {errors}, interval: 10s, baseEjectionTime: 30s}}"
                 );
             }
         }
