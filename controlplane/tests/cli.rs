@@ -186,12 +186,17 @@ async fn serve_wait_status_and_metrics_follow_a_live_directory() -> Result<()> {
     ] {
         assert!(metrics.contains(family), "{family} missing from /metrics:\n{metrics}");
     }
-    // The debug views: what the proxy runs, in Envoy's shape, and what was read.
+    // The debug views: what the proxy runs, as Envoy's admin ConfigDump, and what was read.
     let dump: serde_json::Value =
         serde_json::from_str(&http_get(serve.admin, "x", "/debug/config_dump?proxy=ingress", &[]).await?.body)?;
-    assert_eq!(dump["routes"][0]["resource"]["@type"], "type.googleapis.com/envoy.config.route.v3.RouteConfiguration");
-    assert_eq!(dump["routes"][0]["name"], format!("http.{port}.127.0.0.1"));
-    assert_eq!(dump["listeners"][0]["resource"]["name"], format!("127.0.0.1_{port}"));
+    let config =
+        |dump_type: &str| dump["configs"].as_array().and_then(|c| c.iter().find(|c| c["@type"] == dump_type)).cloned();
+    let routes = config("type.googleapis.com/envoy.admin.v3.RoutesConfigDump").unwrap_or_default();
+    let route = &routes["dynamic_route_configs"][0]["route_config"];
+    assert_eq!(route["@type"], "type.googleapis.com/envoy.config.route.v3.RouteConfiguration");
+    assert_eq!(route["name"], format!("http.{port}.127.0.0.1"));
+    let listeners = config("type.googleapis.com/envoy.admin.v3.ListenersConfigDump").unwrap_or_default();
+    assert_eq!(listeners["dynamic_listeners"][0]["active_state"]["listener"]["name"], format!("127.0.0.1_{port}"));
     assert_eq!(http_get(serve.admin, "x", "/debug/config_dump?proxy=nobody", &[]).await?.status, 404);
     let inputs: serde_json::Value =
         serde_json::from_str(&http_get(serve.admin, "x", "/debug/inputs", &[]).await?.body)?;
