@@ -80,7 +80,7 @@ fn log_directives(rust_log: Option<&str>) -> String {
 /// Output formats of the verbs that print data.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Output {
-    /// A readable summary (istioctl calls it `short`).
+    // A readable summary; istioctl calls it `short`.
     #[value(alias = "short")]
     Text,
     Yaml,
