@@ -50,6 +50,10 @@ pub struct Args {
     /// Warnings fail too (exit 1).
     #[arg(long)]
     strict: bool,
+    /// The lowest severity that fails, as istioctl's flag: Error (the default), Warning (as --strict) or Info.
+    /// Errors exit 2, anything else at or above it 1.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_severity, conflicts_with = "strict")]
+    failure_threshold: Option<Severity>,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = super::Output::Text)]
     output: super::Output,
@@ -92,14 +96,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if errors > 0 {
-        ExitCode::from(2)
-    } else if warnings > 0 && args.strict {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    let threshold = args.failure_threshold.unwrap_or(if args.strict { Severity::Warning } else { Severity::Error });
+    Ok(exit_code(&all, threshold))
 }
+
+/// 2 for errors, 1 for anything else at or above `threshold` (`Error` is the most severe), else 0.
+fn exit_code(diagnostics: &[Diagnostic], threshold: Severity) -> ExitCode {
+    let worst = diagnostics.iter().map(|d| d.severity).min();
+    match worst {
+        Some(Severity::Error) => ExitCode::from(2),
+        Some(worst) if worst <= threshold => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// istioctl's level names, in any case.
+fn parse_severity(text: &str) -> Result<Severity, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "error" => Ok(Severity::Error),
+        "warning" => Ok(Severity::Warning),
+        "info" => Ok(Severity::Info),
+        _ => Err(format!("{text:?}: expected Info, Warning or Error")),
+    }
+}
+
 
 /// Which diagnostics are reported, and how the "no problems" line names it.
 struct Scope {
@@ -131,4 +151,25 @@ fn live(args: &Args) -> anyhow::Result<(Offline, Vec<Diagnostic>, Scope)> {
         };
         Ok((Offline::from_inputs(read.inputs, Vec::new())?, read.diagnostics, Scope { namespace, text }))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_failure_threshold_decides_what_fails_and_errors_always_do() {
+        let of = |severity| Diagnostic { severity, ..Diagnostic::error("x") };
+        let code = |diagnostics: &[Diagnostic], threshold| exit_code(diagnostics, threshold);
+        assert_eq!(code(&[of(Severity::Info)], Severity::Error), ExitCode::SUCCESS);
+        assert_eq!(code(&[of(Severity::Warning)], Severity::Error), ExitCode::SUCCESS);
+        assert_eq!(code(&[of(Severity::Warning)], Severity::Warning), ExitCode::from(1));
+        assert_eq!(code(&[of(Severity::Info)], Severity::Warning), ExitCode::SUCCESS);
+        assert_eq!(code(&[of(Severity::Info)], Severity::Info), ExitCode::from(1));
+        assert_eq!(code(&[of(Severity::Info), of(Severity::Error)], Severity::Error), ExitCode::from(2));
+        assert_eq!(code(&[], Severity::Info), ExitCode::SUCCESS);
+        assert_eq!(parse_severity("warning"), Ok(Severity::Warning));
+        assert_eq!(parse_severity("Info"), Ok(Severity::Info));
+        assert!(parse_severity("fatal").is_err());
+    }
 }

@@ -2,14 +2,18 @@
 
 mod analyze;
 mod bootstrap;
+mod config_dump;
 mod crds;
 mod explain;
 mod http;
 mod inject;
 mod offline;
+mod proxy_config;
+mod proxy_status;
 mod serve;
 mod serve_webhook;
 mod status;
+mod tables;
 mod translate;
 mod wait;
 
@@ -45,6 +49,10 @@ enum Command {
     Wait(wait::Args),
     Crds(crds::Args),
     Inject(inject::Args),
+    #[command(visible_alias = "pc")]
+    ProxyConfig(proxy_config::Args),
+    #[command(visible_alias = "ps")]
+    ProxyStatus(proxy_status::Args),
 }
 
 /// The log filter: `RUST_LOG` (default `info`), where the libraries under pilotfish stay at `info` unless it names
@@ -73,6 +81,8 @@ fn log_directives(rust_log: Option<&str>) -> String {
 /// Output formats of the verbs that print data.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Output {
+    // A readable summary; istioctl calls it `short`.
+    #[value(alias = "short")]
     Text,
     Yaml,
     Json,
@@ -94,6 +104,8 @@ pub fn main() -> ExitCode {
         Command::Wait(args) => wait::run(args),
         Command::Crds(args) => crds::run(args).map(|()| ExitCode::SUCCESS),
         Command::Inject(args) => inject::run(args).map(|()| ExitCode::SUCCESS),
+        Command::ProxyConfig(args) => proxy_config::run(args).map(|()| ExitCode::SUCCESS),
+        Command::ProxyStatus(args) => proxy_status::run(args),
     };
     match result {
         Ok(code) => code,

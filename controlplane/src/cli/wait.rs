@@ -20,9 +20,17 @@ const POLL: Duration = Duration::from_millis(50);
 ///   2  a proxy rejected the latest configuration (NACK); Envoy's message is printed
 ///   1  the timeout passed (or the admin address did not answer)
 ///
+/// With --for KIND/NAME[.NAMESPACE] (as `istioctl x wait`), it waits too until that object is in the configuration
+/// served (read, and valid or kept at its last valid version), and then until the proxies run that configuration:
+/// pilotfish does not track which proxies a given object reaches, so it waits for all of them (or --proxy), which
+/// is never too early. KIND is the kind or its short name (virtualservice or vs, destinationrule or dr, gateway or
+/// gw, serviceentry or se, service or svc, endpointslice, pod); NAMESPACE defaults to default and is what follows
+/// the last dot, as istioctl reads it.
+///
 /// Example:
 ///   pilotfish wait --all --timeout 10s && curl -s 127.0.0.1:8080/
 ///   pilotfish wait --proxy ingress-1
+///   pilotfish wait --for virtualservice/reviews.default
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
@@ -35,9 +43,64 @@ pub struct Args {
     /// Give up after this long (e.g. 500ms, 10s, 1m).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_timeout)]
     timeout: Duration,
+    /// Also wait until this object is served: KIND/NAME[.NAMESPACE], e.g. vs/reviews.default.
+    #[arg(long = "for", value_name = "KIND/NAME[.NS]", value_parser = parse_object)]
+    object: Option<ObjectSpec>,
     /// The admin address of a running `pilotfish serve`.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:15014")]
     admin_address: SocketAddr,
+}
+
+/// An object `--for` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectSpec {
+    /// As `/debug/inputs` names kinds: `VirtualService`.
+    kind: &'static str,
+    name: String,
+    namespace: String,
+}
+
+impl std::fmt::Display for ObjectSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// The kinds translation reads, with the names and short names kubectl and istioctl take for them.
+const KINDS: &[(&str, &[&str])] = &[
+    ("VirtualService", &["virtualservice", "virtualservices", "vs"]),
+    ("DestinationRule", &["destinationrule", "destinationrules", "dr"]),
+    ("Gateway", &["gateway", "gateways", "gw"]),
+    ("ServiceEntry", &["serviceentry", "serviceentries", "se"]),
+    ("Service", &["service", "services", "svc"]),
+    ("EndpointSlice", &["endpointslice", "endpointslices"]),
+    ("Pod", &["pod", "pods", "po"]),
+];
+
+fn parse_object(text: &str) -> Result<ObjectSpec, String> {
+    let (kind, name) = text.split_once('/').ok_or_else(|| format!("{text:?}: expected KIND/NAME[.NAMESPACE]"))?;
+    // `virtualservices.networking.istio.io` is the kind too.
+    let short = kind.split('.').next().unwrap_or_default().to_ascii_lowercase();
+    let kind =
+        KINDS.iter().find(|(_, names)| names.contains(&short.as_str())).map(|(kind, _)| *kind).ok_or_else(|| {
+            let known: Vec<&str> = KINDS.iter().map(|(_, names)| names[0]).collect();
+            format!("unknown kind {kind:?}: expected one of {}", known.join(", "))
+        })?;
+    let (name, namespace) = match name.rsplit_once('.') {
+        Some((name, namespace)) => (name, namespace),
+        None => (name, "default"),
+    };
+    if name.is_empty() || namespace.is_empty() {
+        return Err(format!("{text:?}: expected KIND/NAME[.NAMESPACE]"));
+    }
+    Ok(ObjectSpec { kind, name: name.to_owned(), namespace: namespace.to_owned() })
+}
+
+/// Whether `/debug/inputs` lists the object.
+fn served(inputs: &Value, object: &ObjectSpec) -> bool {
+    inputs["objects"].as_array().into_iter().flatten().any(|o| {
+        o["kind"] == object.kind && o["name"] == object.name.as_str() && o["namespace"] == object.namespace.as_str()
+    })
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -66,7 +129,11 @@ async fn wait(args: Args) -> anyhow::Result<ExitCode> {
     let deadline = Instant::now() + args.timeout;
     loop {
         let last = match get_json(args.admin_address, "/debug/syncz").await {
-            Ok(syncz) => match verdict(&syncz, args.proxy.as_deref()) {
+            // `/debug/syncz` has caught up with the sources, so the inputs read after it hold the latest edit.
+            Ok(syncz) => match object_verdict(args.admin_address, args.object.as_ref())
+                .await
+                .unwrap_or_else(|| verdict(&syncz, args.proxy.as_deref()))
+            {
                 Verdict::Synced => {
                     let errors = config_errors(&syncz);
                     if errors.is_empty() {
@@ -90,6 +157,16 @@ async fn wait(args: Args) -> anyhow::Result<ExitCode> {
             bail!("timed out after {:?}: {last}", args.timeout);
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// `Some(Waiting)` while `object` is not in the configuration served.
+async fn object_verdict(admin: SocketAddr, object: Option<&ObjectSpec>) -> Option<Verdict> {
+    let object = object?;
+    match get_json(admin, "/debug/inputs").await {
+        Ok(inputs) if served(&inputs, object) => None,
+        Ok(_) => Some(Verdict::Waiting(format!("{object} is not in the configuration served"))),
+        Err(err) => Some(Verdict::Waiting(format!("{err:#}"))),
     }
 }
 
@@ -149,6 +226,30 @@ mod tests {
             "latest_snapshot_version": "1",
             "types": [{"type": "RDS", "nack": nack.map(|m| json!({"message": m}))}],
         })
+    }
+
+    #[test]
+    fn objects_are_named_as_kubectl_and_istioctl_name_them() {
+        let reviews = ObjectSpec { kind: "VirtualService", name: "reviews".into(), namespace: "default".into() };
+        assert_eq!(parse_object("virtualservice/reviews.default"), Ok(reviews.clone()));
+        assert_eq!(parse_object("vs/reviews"), Ok(reviews.clone()));
+        assert_eq!(parse_object("VirtualService/reviews"), Ok(reviews.clone()));
+        assert_eq!(parse_object("virtualservices.networking.istio.io/reviews.default"), Ok(reviews));
+        // The namespace is what follows the last dot, as istioctl reads it.
+        let entry = parse_object("se/reviews.local.mesh").map(|o| (o.kind, o.name, o.namespace));
+        assert_eq!(entry, Ok(("ServiceEntry", "reviews.local".to_owned(), "mesh".to_owned())));
+        assert!(parse_object("virtualservise/reviews").is_err_and(|e| e.contains("unknown kind")));
+        assert!(parse_object("reviews").is_err());
+        assert!(parse_object("vs/reviews.").is_err());
+    }
+
+    #[test]
+    fn an_object_is_served_when_the_inputs_list_it() {
+        let inputs = json!({"objects": [{"kind": "VirtualService", "namespace": "default", "name": "reviews"}]});
+        let wanted = |text: &str| parse_object(text).map(|o| served(&inputs, &o));
+        assert_eq!(wanted("vs/reviews"), Ok(true));
+        assert_eq!(wanted("vs/reviews.other"), Ok(false));
+        assert_eq!(wanted("dr/reviews"), Ok(false));
     }
 
     #[test]

@@ -137,6 +137,41 @@ impl Explanation {
         }
         out
     }
+
+    /// The steps and the outcome as `explain -o json` and the admin API's `/debug/explain` print them.
+    pub fn to_json(&self) -> serde_json::Value {
+        let outcome = match &self.outcome {
+            Outcome::Clusters(clusters) => serde_json::json!({ "clusters": clusters }),
+            Outcome::Status(status) => serde_json::json!({ "status": status }),
+            Outcome::NoListener => serde_json::json!({ "no_listener": true }),
+        };
+        serde_json::json!({ "steps": self.steps, "outcome": outcome })
+    }
+}
+
+/// The ports of the Kubernetes Services that select a proxy of `class`, as (Service port, target port, Service):
+/// a request to a gateway's Service port 80 arrives on the gateway's port 8080.
+pub fn service_port_map(
+    translator: &translator::Translator,
+    class: &translator::ProxyClass,
+) -> Vec<(u16, u16, String)> {
+    use translator::input::registry::TargetPort;
+    translator
+        .model()
+        .kubernetes_services
+        .iter()
+        .filter(|s| !s.spec.selector.is_empty() && s.spec.selector.iter().all(|(k, v)| class.labels.get(k) == Some(v)))
+        .flat_map(|s| {
+            let name = format!("{}/{}", s.meta.namespace, s.meta.name);
+            s.spec.ports.iter().filter_map(move |p| {
+                let target = match &p.target_port {
+                    Some(TargetPort::Number(n)) => *n,
+                    _ => p.port,
+                };
+                Some((u16::try_from(p.port).ok()?, u16::try_from(target).ok()?, name.clone()))
+            })
+        })
+        .collect()
 }
 
 /// Walks `request` through `snapshot`. `port_map` translates a Service port to the listener's port (a gateway's
