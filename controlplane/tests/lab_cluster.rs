@@ -16,7 +16,7 @@ use serde_json::Value;
 const PILOTFISH: &str = env!("CARGO_BIN_EXE_pilotfish");
 
 /// How the ingress gateway's bootstrap is generated: its labels are those of the gateway Deployment and Service.
-const GATEWAY_BOOTSTRAP_ARGS: [&str; 11] = [
+const GATEWAY_BOOTSTRAP_ARGS: [&str; 15] = [
     "bootstrap",
     "--node-id",
     "istio-ingressgateway",
@@ -28,6 +28,10 @@ const GATEWAY_BOOTSTRAP_ARGS: [&str; 11] = [
     "pilotfish-system",
     "--xds-address",
     "pilotfish.pilotfish-system.svc:15010",
+    "--readiness-port",
+    "15021",
+    "--prometheus-port",
+    "15090",
 ];
 
 fn lab_cluster() -> PathBuf {
@@ -153,10 +157,13 @@ fn envoy_accepts_the_gateway_bootstrap_with_the_deployments_arguments() -> Resul
     ])
 }
 
-/// The sidecar containers `inject` added to the first workload of `yaml`.
-fn proxy_container(yaml: &str) -> Result<Value> {
+/// The sidecar container `inject` added to the workload `name` of `yaml`.
+fn proxy_container(yaml: &str, name: &str) -> Result<Value> {
     for document in serde_yaml::Deserializer::from_str(yaml) {
         let object: Value = serde::Deserialize::deserialize(document)?;
+        if object["metadata"]["name"] != name {
+            continue;
+        }
         let spec = &object["spec"]["template"]["spec"];
         if let Some(proxy) =
             spec["initContainers"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "pilotfish-proxy"))
@@ -164,15 +171,15 @@ fn proxy_container(yaml: &str) -> Result<Value> {
             return Ok(proxy.clone());
         }
     }
-    anyhow::bail!("no pilotfish-proxy container in:\n{yaml}")
+    anyhow::bail!("no pilotfish-proxy container in {name} of:\n{yaml}")
 }
 
 #[test]
 fn envoy_accepts_the_injected_sidecar_as_kubernetes_would_start_it() -> Result<()> {
-    let workloads = lab_cluster().join("bookinfo/workloads.yaml");
-    let output = pilotfish(&["inject", "-f", &workloads.display().to_string()], "");
+    let workloads = lab_cluster().join("bookinfo/bookinfo.yaml");
+    let output = pilotfish(&["inject", "-f", &workloads.display().to_string(), "--namespace", "bookinfo"], "");
     let yaml = stdout(&output)?;
-    let proxy = proxy_container(&yaml)?;
+    let proxy = proxy_container(&yaml, "reviews-v1")?;
     // Kubernetes expands $(VAR) from the container's env (the downward API gives the pod's name and namespace).
     let args: Vec<String> = proxy["args"]
         .as_array()
@@ -187,13 +194,13 @@ fn envoy_accepts_the_injected_sidecar_as_kubernetes_would_start_it() -> Result<(
 
 #[test]
 fn inject_reads_stdin_and_leaves_an_injected_manifest_as_it_is() -> Result<()> {
-    let workloads = std::fs::read_to_string(lab_cluster().join("bookinfo/workloads.yaml"))?;
-    let once = stdout(&pilotfish(&["inject", "-f", "-"], &workloads))?;
-    let output = pilotfish(&["inject", "-f", "-"], &once);
+    let workloads = std::fs::read_to_string(lab_cluster().join("bookinfo/bookinfo.yaml"))?;
+    let once = stdout(&pilotfish(&["inject", "-f", "-", "--namespace", "bookinfo"], &workloads))?;
+    let output = pilotfish(&["inject", "-f", "-", "--namespace", "bookinfo"], &once);
     let twice = stdout(&output)?;
     ensure!(twice == once, "injecting twice changed the manifest");
     let notes = String::from_utf8_lossy(&output.stderr);
-    ensure!(notes.matches("already injected").count() == 5, "one note per workload expected:\n{notes}");
+    ensure!(notes.matches("already injected").count() == 6, "one note per workload expected:\n{notes}");
     ensure!(notes.contains("Deployment bookinfo/reviews-v1"), "{notes}");
     Ok(())
 }
@@ -245,10 +252,10 @@ async fn an_injected_sidecar_run_by_envoy_joins_pilotfish_as_its_pod_and_class()
          spec:\n  hosts: [ratings.example]\n  ports: [{number: 9080, name: http, protocol: HTTP}]\n  \
          resolution: STATIC\n  endpoints: [{address: 127.0.0.1, ports: {http: 9104}}]\n",
     )?;
-    let workloads = lab_cluster().join("bookinfo/workloads.yaml");
+    let workloads = lab_cluster().join("bookinfo/bookinfo.yaml").display().to_string();
     let xds = control_plane.xds_address().to_string();
-    let yaml = stdout(&pilotfish(&["inject", "-f", &workloads.display().to_string(), "--xds-address", &xds], ""))?;
-    let proxy = proxy_container(&yaml)?;
+    let yaml = stdout(&pilotfish(&["inject", "-f", &workloads, "--namespace", "bookinfo", "--xds-address", &xds], ""))?;
+    let proxy = proxy_container(&yaml, "reviews-v1")?;
     let args: Vec<&str> = proxy["args"].as_array().context("args")?.iter().filter_map(Value::as_str).collect();
     let config = args.iter().position(|a| *a == "--config-yaml").context("--config-yaml")?;
     let mut bootstrap: Value = serde_json::from_str(args[config + 1])?;
@@ -257,6 +264,11 @@ async fn an_injected_sidecar_run_by_envoy_joins_pilotfish_as_its_pod_and_class()
     // captured shape itself is tested in a network namespace, tests/tests/capture.rs).
     bootstrap["admin"]["address"]["socket_address"]["port_value"] = 0.into();
     bootstrap["node"]["metadata"]["OUTBOUND_BIND"] = "127.0.0.1".into();
+    // The readiness (15021) and Prometheus (15090) listeners, which a pod has on its own address, on loopback
+    // and free ports here.
+    for listener in bootstrap["static_resources"]["listeners"].as_array_mut().into_iter().flatten() {
+        listener["address"]["socket_address"] = serde_json::json!({ "address": "127.0.0.1", "port_value": 0 });
+    }
     let node = args.iter().position(|a| *a == "--service-node").context("--service-node")?;
     // What Kubernetes makes of $(POD_NAME).$(POD_NAMESPACE) for one pod of reviews-v1.
     let node_id =
