@@ -66,6 +66,9 @@ fn main() {
     prost_build::Config::new()
         .out_dir(&generated)
         .compile_well_known_types()
+        // Sorted maps encode the same bytes for the same content: resources are versioned by a hash of their
+        // encoding, which must not change with a HashMap's random order.
+        .btree_map(["."])
         .enable_type_names()
         .type_name_domain(["."], "type.googleapis.com")
         .include_file("mod.rs")

@@ -1,4 +1,4 @@
-//! Generates the ADS gRPC service (server and client) over api-protos' message types, from the descriptor set
+//! Generates the ADS gRPC client (for the load generator and tests; `server/grpc.rs` serves both ADS methods itself) over api-protos' message types, from the descriptor set
 //! api-protos found (`DEP_API_PROTOS_DESCRIPTORS`). Only this crate speaks gRPC.
 
 use std::env;
@@ -17,7 +17,7 @@ fn main() {
     let mut set = FileDescriptorSet::decode(bytes.as_slice()).expect("failed to decode the Envoy descriptor set");
     set.file.retain(|f| f.name() == ADS_PROTO);
     tonic_prost_build::configure()
-        .build_server(true)
+        .build_server(false)
         .build_client(true)
         // Messages are api-protos' own; generate only the service.
         .extern_path(".envoy", "::api_protos::pb::envoy")

@@ -10,7 +10,6 @@
 //! | `/debug/inputs` | what was read, with diagnostics |
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
@@ -27,7 +26,7 @@ use tracing::info;
 
 use crate::State;
 use crate::registry::ProxyStatus;
-use crate::server::stream::TypeSync;
+use crate::sync::{Nack, TypeSync};
 
 /// Serves the admin API on `listener` until `shutdown` completes.
 pub async fn serve(
@@ -51,7 +50,7 @@ pub fn router(state: State) -> Router {
 }
 
 async fn readyz(AxumState(state): AxumState<State>) -> Response {
-    if state.inputs.read().map(|i| i.is_some()).unwrap_or(false) {
+    if state.pipeline.view().ready {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: the first configuration is not built yet\n").into_response()
@@ -63,10 +62,21 @@ async fn metrics(AxumState(state): AxumState<State>) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
-/// The sync state of every connected proxy, as JSON.
+/// The sync state of every connected proxy, and the state of the configuration they are sent, as JSON: a proxy
+/// can be synced with a configuration that left out something written (`config.errors`).
 pub fn syncz_json(state: &State) -> Value {
     let proxies: Vec<Value> = state.registry.list().iter().map(|proxy| proxy_json(state, proxy)).collect();
-    json!({ "proxies": proxies })
+    let inputs = state.pipeline.view();
+    let errors: Vec<String> = inputs.errors().map(ToString::to_string).collect();
+    json!({
+        "proxies": proxies,
+        "config": {
+            "ready": inputs.ready,
+            "generation": inputs.generation,
+            "errors": errors,
+            "warnings": inputs.warnings,
+        },
+    })
 }
 
 fn proxy_json(state: &State, proxy: &ProxyStatus) -> Value {
@@ -88,7 +98,7 @@ fn proxy_json(state: &State, proxy: &ProxyStatus) -> Value {
 }
 
 fn type_json(sync: &TypeSync) -> Value {
-    let nack = |n: &crate::server::stream::Nack| json!({ "nonce": n.nonce, "rejected_version": n.rejected_version, "message": n.message });
+    let nack = |n: &Nack| json!({ "nonce": n.nonce, "rejected_version": n.rejected_version, "message": n.message });
     json!({
         "type": sync.kind.short_name(),
         "status": sync.status(),
@@ -105,9 +115,10 @@ fn type_json(sync: &TypeSync) -> Value {
 }
 
 async fn syncz(AxumState(state): AxumState<State>) -> Json<Value> {
-    let refresh = state.refresh.clone();
-    // Reading and translating may take a moment: off the async workers.
-    let _ = tokio::task::spawn_blocking(move || refresh.run()).await;
+    // The sources catch up first, so that `pilotfish wait` right after an edit waits for that edit. Reading and
+    // translating may take a moment: off the async workers.
+    let pipeline = Arc::clone(&state.pipeline);
+    let _ = tokio::task::spawn_blocking(move || pipeline.catch_up()).await;
     Json(syncz_json(&state))
 }
 
@@ -157,20 +168,10 @@ async fn config_dump(AxumState(state): AxumState<State>, Query(query): Query<Dum
 }
 
 async fn inputs(AxumState(state): AxumState<State>) -> Response {
-    match state.inputs.read().ok().and_then(|i| i.clone()) {
-        Some(inputs) => Json(inputs.as_ref().clone()).into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "no configuration read yet\n").into_response(),
+    let view = state.pipeline.view();
+    if view.ready {
+        Json(view.as_ref()).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "no configuration read yet\n").into_response()
     }
-}
-
-/// Publishes the inputs view and marks the server ready.
-pub fn publish_inputs(state: &State, view: Value) {
-    if let Ok(mut inputs) = state.inputs.write() {
-        *inputs = Some(Arc::new(view));
-    }
-}
-
-/// The address a bound admin listener reports, for logs and tests.
-pub fn address(listener: &TcpListener) -> Option<SocketAddr> {
-    listener.local_addr().ok()
 }

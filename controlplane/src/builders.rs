@@ -1,6 +1,6 @@
 //! Small builders for the common Envoy resources: an HTTP listener loading routes over RDS, a route table, an EDS
-//! cluster fed over ADS, and its endpoints. For tests and for programs that embed pilotfish; the translator builds
-//! its own, richer resources.
+//! cluster fed over ADS, and its endpoints, for tests (feature `testing`); the translator builds its own, richer
+//! resources.
 
 use std::net::SocketAddr;
 

@@ -199,12 +199,6 @@ impl SnapshotCache {
         inner.watchers.insert(class.clone(), sender);
         receiver
     }
-
-    /// Classes with at least one watcher (connected proxies).
-    pub fn watched_classes(&self) -> Vec<ProxyClass> {
-        let inner = self.lock();
-        inner.watchers.iter().filter(|(_, s)| s.receiver_count() > 0).map(|(c, _)| c.clone()).collect()
-    }
 }
 
 fn replace_if_changed(current: &mut Arc<Snapshot>, new: &Arc<Snapshot>) -> bool {

@@ -24,21 +24,20 @@
 //! Each [`ControlPlane`] owns its listeners (on ephemeral loopback ports), cache and registry: several in one process
 //! do not see each other.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use api_protos::Any;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use translator::{Diagnostic, ProxySelector, Role, Severity, Translator, World};
+use translator::input::{EnvoyResource, Position};
+use translator::{Diagnostic, ProxySelector, Read, Role, Severity, Source};
 
 use crate::State;
 use crate::bootstrap::BootstrapOptions;
+use crate::pipeline::{ChangeSet, Commit, Publication, SourceHandle, UnitKey};
 use crate::registry::ProxyStatus;
-use crate::snapshot::Resource;
+use crate::shutdown::{self, Trigger};
 
 /// Failures of the embedded control plane.
 #[derive(Debug, thiserror::Error)]
@@ -55,21 +54,16 @@ pub enum EmbedError {
     Timeout { timeout: Duration, what: String },
 }
 
-/// A control plane serving xDS and its admin API on loopback, configured through method calls.
+/// A control plane serving xDS and its admin API on loopback, configured through method calls: named pieces of
+/// configuration, like files in a directory, each a unit of the pipeline. A piece with an error is refused whole
+/// and the last configuration stays.
 pub struct ControlPlane {
     state: State,
     xds: SocketAddr,
     admin: SocketAddr,
-    sources: Mutex<Sources>,
-    stop: watch::Sender<bool>,
+    source: SourceHandle,
+    stop: Trigger,
     tasks: Vec<JoinHandle<()>>,
-}
-
-/// Named pieces of configuration, like files in a directory.
-#[derive(Default)]
-struct Sources {
-    yaml: BTreeMap<String, String>,
-    raw: BTreeMap<String, Vec<Any>>,
 }
 
 impl ControlPlane {
@@ -86,29 +80,27 @@ impl ControlPlane {
         let xds = xds_listener.local_addr().map_err(|e| EmbedError::Bind(xds, e))?;
         let admin = admin_listener.local_addr().map_err(|e| EmbedError::Bind(admin, e))?;
         let state = State::default();
-        let (stop, stopped) = watch::channel(false);
-        let wait = |mut stopped: watch::Receiver<bool>| async move {
-            let _ = stopped.wait_for(|stop| *stop).await.is_ok();
-        };
+        let (stop, stopped) = shutdown::channel();
         let ads = tokio::spawn({
-            let (state, stopped) = (state.clone(), wait(stopped.clone()));
+            let (state, stopped) = (state.clone(), stopped.clone());
             async move {
-                if let Err(err) = crate::server::serve(xds_listener, state, stopped).await {
+                if let Err(err) = crate::server::serve(xds_listener, state, async move { stopped.wait().await }).await {
                     tracing::error!(error = %err, "embedded xDS server failed");
                 }
             }
         });
         let admin_task = tokio::spawn({
-            let (state, stopped) = (state.clone(), wait(stopped));
+            let state = state.clone();
             async move {
-                if let Err(err) = crate::admin::serve(admin_listener, state, stopped).await {
+                if let Err(err) = crate::admin::serve(admin_listener, state, async move { stopped.wait().await }).await
+                {
                     tracing::error!(error = %err, "embedded admin server failed");
                 }
             }
         });
-        let control_plane =
-            ControlPlane { state, xds, admin, sources: Mutex::default(), stop, tasks: vec![ads, admin_task] };
-        control_plane.publish()?;
+        let source = state.pipeline.register("embedded");
+        let control_plane = ControlPlane { state, xds, admin, source, stop, tasks: vec![ads, admin_task] };
+        control_plane.change(ChangeSet { synced: true, ..ChangeSet::default() })?;
         Ok(control_plane)
     }
 
@@ -134,76 +126,39 @@ impl ControlPlane {
     /// YAML or JSON), replacing an earlier piece of that name, and publishes the result. Errors in the input are
     /// returned and nothing is published; warnings are returned with the result.
     pub fn apply(&self, name: &str, yaml: &str) -> Result<Vec<Diagnostic>, EmbedError> {
-        self.change(|sources| {
-            sources.yaml.insert(name.to_owned(), yaml.to_owned());
-        })
+        self.set(name, translator::read(yaml, name))
     }
 
     /// Sets the raw Envoy resources of piece `name` and publishes the result.
     pub fn apply_resources(&self, name: &str, resources: Vec<Any>) -> Result<Vec<Diagnostic>, EmbedError> {
-        self.change(|sources| {
-            sources.raw.insert(name.to_owned(), resources);
-        })
+        let source = Source::at(name, Position { line: 1, column: 1 });
+        let envoy = resources
+            .into_iter()
+            .map(|resource| EnvoyResource { resource, proxies: ProxySelector::all(), source: source.clone() })
+            .collect();
+        self.set(name, Read { envoy, complete: true, ..Read::default() })
     }
 
     /// Removes piece `name` (YAML or raw) and publishes the result.
     pub fn remove(&self, name: &str) -> Result<Vec<Diagnostic>, EmbedError> {
-        self.change(|sources| {
-            sources.yaml.remove(name);
-            sources.raw.remove(name);
-        })
+        self.change(ChangeSet { units: vec![(UnitKey::named(name), None)], ..ChangeSet::default() })
     }
 
-    fn change(&self, edit: impl FnOnce(&mut Sources)) -> Result<Vec<Diagnostic>, EmbedError> {
-        let mut sources = self.sources.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut edited = Sources { yaml: sources.yaml.clone(), raw: sources.raw.clone() };
-        edit(&mut edited);
-        let diagnostics = Self::build(&self.state, &edited)?;
-        *sources = edited;
-        Ok(diagnostics)
+    fn set(&self, name: &str, read: Read) -> Result<Vec<Diagnostic>, EmbedError> {
+        self.change(ChangeSet { units: vec![(UnitKey::named(name), Some(read))], ..ChangeSet::default() })
     }
 
-    fn publish(&self) -> Result<Vec<Diagnostic>, EmbedError> {
-        let sources = self.sources.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Self::build(&self.state, &sources)
-    }
-
-    /// Translates everything and publishes it; errors refuse the whole change (the last good config stays).
-    fn build(state: &State, sources: &Sources) -> Result<Vec<Diagnostic>, EmbedError> {
-        let mut inputs = Vec::new();
-        let mut diagnostics = Vec::new();
-        let mut raw = Vec::new();
-        for (name, yaml) in &sources.yaml {
-            let (read, problems) = translator::read_yaml(yaml, name);
-            inputs.extend(read);
-            diagnostics.extend(problems);
-            let mut loaded = crate::config_dir::Loaded::default();
-            crate::config_dir::read_documents(std::path::Path::new(name), yaml, &mut loaded);
-            for problem in &loaded.diagnostics {
-                diagnostics.push(Diagnostic::error(problem.to_string()));
-            }
-            raw.extend(loaded.resources.into_iter().map(|(origin, any)| (origin.proxies, any)));
+    /// Applies a change at once; errors refuse the whole change (the last good config stays).
+    fn change(&self, changes: ChangeSet) -> Result<Vec<Diagnostic>, EmbedError> {
+        match self.source.apply(changes, Commit::IfValid) {
+            Ok(publication) => Ok(publication.diagnostics),
+            Err(Publication { failed, diagnostics, .. }) => match failed.into_iter().next() {
+                Some((_, err)) => Err(EmbedError::Raw(err)),
+                None => Err(EmbedError::Invalid(
+                    diagnostics.into_iter().filter(|d| d.severity == Severity::Error).collect(),
+                )),
+            },
         }
-        raw.extend(sources.raw.values().flatten().map(|any| (ProxySelector::all(), any.clone())));
-        // Raw resources must read on their own, whatever else is served.
-        for (_, resource) in &raw {
-            Resource::from_any(resource)?;
-        }
-        let (world, duplicates) = World::new(inputs);
-        diagnostics.extend(duplicates);
-        let translator = Arc::new(Translator::new(&world));
-        diagnostics.extend(translator.diagnostics().iter().cloned());
-        let errors: Vec<Diagnostic> = diagnostics.iter().filter(|d| d.severity == Severity::Error).cloned().collect();
-        if !errors.is_empty() {
-            return Err(EmbedError::Invalid(errors));
-        }
-        let builder = crate::pipeline::targeted_builder(translator, Arc::new(raw), Arc::clone(&state.metrics));
-        let rebuild = state.cache.set_builder(builder);
-        if let Some((_, err)) = rebuild.failed.into_iter().next() {
-            return Err(EmbedError::Raw(err));
-        }
-        crate::admin::publish_inputs(state, serde_json::json!({ "source": "embedded", "objects": world.len() }));
-        Ok(diagnostics)
     }
 
     /// The sync state of a connected proxy.
@@ -266,7 +221,7 @@ impl ControlPlane {
 
     /// Stops serving; open streams are closed.
     pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
+        self.stop.trigger();
         for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
         }
@@ -275,7 +230,7 @@ impl ControlPlane {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        self.stop.trigger();
         for task in &self.tasks {
             task.abort();
         }

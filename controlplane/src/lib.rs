@@ -1,72 +1,56 @@
-//! The pilotfish control plane: everything that does I/O.
+//! The pilotfish control plane: everything that does I/O, and the commands.
 //!
 //! ```text
-//!   sources ──► snapshot cache (ProxyClass → Arc<Snapshot>) ──► ADS server (one task per stream) ──► Envoy
-//!                                                        └──► proxy registry (sync state per proxy and type)
+//!   sources ──ChangeSet──► pipeline ──► snapshot cache (ProxyClass → Arc<Snapshot>) ──► ADS server ──► Envoy
+//!   (directory, Kubernetes,  (last valid,                                             (one task per stream)
+//!    embedded API)            translation)                                                 │
+//!                               │                                                         ▼
+//!                               └──► inputs view ◄── admin, metrics, CLI ──► proxy registry (sync state per
+//!                                                    (they only read)                      proxy and type)
 //! ```
+//!
+//! What does no I/O lives in [`offline`]: Envoy bootstraps, sidecar injection, capture rules, CRDs and `explain`.
 
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod bootstrap;
+#[cfg(any(test, feature = "testing"))]
 pub mod builders;
 pub mod cache;
-pub mod capture;
 pub mod cli;
-pub mod config_dir;
-pub mod crds;
 pub mod embed;
-pub mod explain;
-pub mod inject;
+pub mod live;
 pub mod metrics;
+pub mod offline;
 pub mod pipeline;
 pub mod registry;
 pub mod server;
+pub mod shutdown;
 pub mod snapshot;
 pub mod sources;
+pub mod sync;
+pub mod webhook;
 
 use std::sync::Arc;
 
 pub use embed::{ControlPlane, EmbedError};
+pub use offline::{bootstrap, capture, crds, explain, inject};
 
-/// What the ADS server, the admin server and the sources share.
-#[derive(Clone, Debug, Default)]
+/// What the ADS server, the admin server, the pipeline and the sources share.
+#[derive(Clone, Debug)]
 pub struct State {
     pub cache: Arc<cache::SnapshotCache>,
     pub registry: Arc<registry::ProxyRegistry>,
     pub metrics: Arc<metrics::Metrics>,
-    /// What the sources last read (`/debug/inputs`); set once the first full configuration is built.
-    pub inputs: Arc<std::sync::RwLock<Option<Arc<serde_json::Value>>>>,
-    /// Lets readers of sync state make the source catch up first (see [`Refresh`]).
-    pub refresh: Refresh,
+    /// Validates, translates and publishes what the sources hand over; its view is `/debug/inputs`.
+    pub pipeline: Arc<pipeline::Pipeline>,
 }
 
-/// A source's "catch up now": before `/debug/syncz` answers, a directory source checks for changes it has not
-/// read yet, so `pilotfish wait` right after an edit waits for that edit rather than reporting the previous
-/// configuration as synced.
-#[derive(Clone, Default)]
-pub struct Refresh(Arc<std::sync::RwLock<Option<RefreshFn>>>);
-
-/// What a source runs to catch up.
-pub type RefreshFn = Arc<dyn Fn() + Send + Sync>;
-
-impl Refresh {
-    pub fn set(&self, refresh: RefreshFn) {
-        if let Ok(mut slot) = self.0.write() {
-            *slot = Some(refresh);
-        }
-    }
-
-    pub fn run(&self) {
-        let refresh = self.0.read().ok().and_then(|slot| slot.clone());
-        if let Some(refresh) = refresh {
-            refresh();
-        }
-    }
-}
-
-impl std::fmt::Debug for Refresh {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Refresh")
+impl Default for State {
+    fn default() -> Self {
+        let cache = Arc::<cache::SnapshotCache>::default();
+        let metrics = Arc::<metrics::Metrics>::default();
+        let pipeline = pipeline::Pipeline::new(Arc::clone(&cache), Arc::clone(&metrics));
+        State { cache, registry: Arc::default(), metrics, pipeline }
     }
 }

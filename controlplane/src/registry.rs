@@ -10,8 +10,8 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
 use translator::ProxyClass;
 
-use crate::server::stream::{Protocol, TypeSync};
 use crate::snapshot::ResourceSet;
+use crate::sync::{Protocol, SyncState, TypeSync};
 
 /// One connected proxy.
 #[derive(Clone, Debug)]
@@ -54,7 +54,7 @@ impl ProxyStatus {
         let asked = |kind: api_protos::ResourceType| self.sync.iter().any(|s| s.kind == kind && s.requested);
         asked(api_protos::ResourceType::Cluster)
             && asked(api_protos::ResourceType::Listener)
-            && self.sync.iter().filter(|s| s.requested).all(|s| s.status() == "SYNCED")
+            && self.sync.iter().filter(|s| s.requested).all(|s| s.status() == SyncState::Synced)
     }
 }
 

@@ -116,9 +116,69 @@ impl Resource {
         Ok((kind, Resource { name, version, body, references, encoded: EncodedEntries::default() }))
     }
 
-    /// Packs and reads a typed message.
-    pub fn from_message<M: Message + prost::Name>(message: &M) -> Result<(ResourceType, Resource), SnapshotError> {
-        Resource::from_any(&any::pack(message))
+    /// A typed resource as translation made it: encoded once, named and referenced from the typed value itself.
+    /// The generated types keep map fields sorted, so the encoding is canonical without the re-encoding
+    /// [`Resource::from_any`] gives a resource read from elsewhere.
+    pub fn from_message<M: Translated>(message: &M) -> Result<(ResourceType, Resource), SnapshotError> {
+        let kind = M::KIND;
+        let name = message.resource_name().to_owned();
+        if name.is_empty() {
+            return Err(SnapshotError::Unnamed { kind });
+        }
+        let body = any::pack(message);
+        let version = content_version(&body.value);
+        let references = message.references();
+        Ok((kind, Resource { name, version, body, references, encoded: EncodedEntries::default() }))
+    }
+}
+
+/// A resource type translation makes: its xDS type, its name, and what it refers to.
+pub trait Translated: Message + prost::Name {
+    const KIND: ResourceType;
+    fn resource_name(&self) -> &str;
+    fn references(&self) -> References;
+}
+
+impl Translated for Cluster {
+    const KIND: ResourceType = ResourceType::Cluster;
+    fn resource_name(&self) -> &str {
+        &self.name
+    }
+    fn references(&self) -> References {
+        References { endpoints: eds_name(self), ..References::default() }
+    }
+}
+
+impl Translated for ClusterLoadAssignment {
+    const KIND: ResourceType = ResourceType::Endpoint;
+    fn resource_name(&self) -> &str {
+        &self.cluster_name
+    }
+    fn references(&self) -> References {
+        References::default()
+    }
+}
+
+impl Translated for Listener {
+    const KIND: ResourceType = ResourceType::Listener;
+    fn resource_name(&self) -> &str {
+        &self.name
+    }
+    /// The filters' own configurations are packed inside the listener: only those are decoded.
+    fn references(&self) -> References {
+        listener_references(self)
+    }
+}
+
+impl Translated for RouteConfiguration {
+    const KIND: ResourceType = ResourceType::Route;
+    fn resource_name(&self) -> &str {
+        &self.name
+    }
+    fn references(&self) -> References {
+        let mut references = References::default();
+        route_config_clusters(self, &mut references.clusters);
+        references
     }
 }
 
@@ -364,11 +424,26 @@ impl SnapshotBuilder {
         self.add(kind, resource)
     }
 
-    pub fn add_message<M: Message + prost::Name>(
-        &mut self,
-        message: &M,
-    ) -> Result<&mut SnapshotBuilder, SnapshotError> {
-        self.add_any(&any::pack(message))
+    pub fn add_message<M: Translated>(&mut self, message: &M) -> Result<&mut SnapshotBuilder, SnapshotError> {
+        let (kind, resource) = Resource::from_message(message)?;
+        self.add(kind, resource)
+    }
+
+    /// Every resource of a translation, as translated.
+    pub fn add_translation(&mut self, translation: &translator::Translation) -> Result<(), SnapshotError> {
+        for cluster in &translation.clusters {
+            self.add_message(cluster)?;
+        }
+        for assignment in &translation.endpoints {
+            self.add_message(assignment)?;
+        }
+        for listener in &translation.listeners {
+            self.add_message(listener)?;
+        }
+        for route in &translation.routes {
+            self.add_message(route)?;
+        }
+        Ok(())
     }
 
     pub fn add(&mut self, kind: ResourceType, resource: Resource) -> Result<&mut SnapshotBuilder, SnapshotError> {

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use e2e::{Backend, Envoy, eventually, free_port, http_get};
+use e2e::{Backend, Envoy, eventually, free_port, http_get, istio};
 
 const PILOTFISH: &str = env!("CARGO_BIN_EXE_pilotfish");
 const WAIT: Duration = Duration::from_secs(20);
@@ -55,51 +55,17 @@ impl Drop for Serve {
 }
 
 fn gateway_config(port: u16, v1: SocketAddr, v2: SocketAddr, weights: (u32, u32), regex: &str) -> String {
-    format!(
-        r#"
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: reviews}}
-spec:
-  hosts: [reviews.local]
-  ports: [{{number: 9080, name: http, protocol: HTTP}}]
-  resolution: STATIC
-  endpoints:
-  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v1}}}}
-  - {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{version: v2}}}}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {{name: reviews}}
-spec:
-  host: reviews.local
-  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: istio-system}}
-spec:
-  selector: {{istio: ingressgateway}}
-  servers: [{{port: {{number: {port}, name: http, protocol: HTTP}}, bind: 127.0.0.1, hosts: ["*"]}}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: reviews}}
-spec:
-  hosts: [bookinfo.local]
-  gateways: [istio-system/gw]
-  http:
-  - match: [{{uri: {{regex: "{regex}"}}}}, {{headers: {{end-user: {{exact: jason}}}}}}]
+    let routes = format!(
+        "  - match: [{{uri: {{regex: \"{regex}\"}}}}, {{headers: {{end-user: {{exact: jason}}}}}}]
     route: [{{destination: {{host: reviews.local, subset: v2}}}}]
-  - route:
-    - {{destination: {{host: reviews.local, subset: v1}}, weight: {}}}
-    - {{destination: {{host: reviews.local, subset: v2}}, weight: {}}}
-"#,
-        v1.port(),
-        v2.port(),
-        weights.0,
-        weights.1
-    )
+{}",
+        istio::weighted_route("reviews.local", &[("v1", weights.0), ("v2", weights.1)])
+    );
+    istio::documents(&[
+        istio::versioned_service("reviews", "default", "reviews.local", 9080, &[("v1", v1), ("v2", v2)]),
+        istio::ingress_gateway(port, "127.0.0.1"),
+        istio::virtual_service("reviews", "default", &["bookinfo.local"], &["istio-system/gw"], &routes),
+    ])
 }
 
 async fn gateway_envoy(serve: &Serve) -> Result<Envoy> {
@@ -319,12 +285,15 @@ async fn traffic_follows_edits_renames_and_deletes_of_the_config_directory() -> 
     synced(&serve);
     assert_eq!(shares().await, (0, 100));
 
-    // Half-written YAML: the last good version stays served, and /debug/inputs says so.
+    // Half-written YAML: the last good version stays served; `wait` says the configuration has errors (exit 3),
+    // and so does /debug/inputs, with the line.
     std::fs::write(&file, format!("{}\n  - broken: [\n", config((100, 0))))?;
-    synced(&serve);
+    let with_errors = wait(&serve, "20s");
+    assert_eq!(with_errors.status.code(), Some(3), "wait: {}", text(&with_errors));
+    assert!(text(&with_errors).contains("failed to parse YAML at line"), "{}", text(&with_errors));
     assert_eq!(shares().await, (0, 100));
     let inputs = http_get(serve.admin, "x", "/debug/inputs", &[]).await?.body;
-    assert!(inputs.contains("serving its last good version"), "{inputs}");
+    assert!(inputs.contains("serving its last complete version"), "{inputs}");
 
     // Renaming the file changes nothing that is served.
     std::fs::write(&file, config((0, 100)))?;

@@ -287,3 +287,71 @@ async fn an_injected_sidecar_run_by_envoy_joins_pilotfish_as_its_pod_and_class()
     ensure!(dump.contains("outbound|9080||ratings.example"), "the sidecar has not got the ratings cluster");
     Ok(())
 }
+
+/// The documents of one manifest file.
+fn manifest(file: &str) -> Result<Vec<Value>> {
+    let text = std::fs::read_to_string(lab_cluster().join(file))?;
+    let mut documents = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        documents.push(serde::Deserialize::deserialize(document)?);
+    }
+    Ok(documents)
+}
+
+fn find<'a>(documents: &'a [Value], kind: &str, name: &str) -> Result<&'a Value> {
+    documents
+        .iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .with_context(|| format!("no {kind} {name}"))
+}
+
+#[test]
+fn the_webhook_manifests_agree_with_what_pilotfish_serves_and_never_select_system_namespaces() -> Result<()> {
+    use controlplane::webhook::{self, admission::SYSTEM_NAMESPACES};
+    let webhook_docs = manifest("webhook.yaml")?;
+    let configuration = find(&webhook_docs, "MutatingWebhookConfiguration", webhook::DEFAULT_CONFIGURATION)?;
+    find(&webhook_docs, "Secret", webhook::DEFAULT_CA_SECRET)?;
+    let mut excluded: Vec<String> = SYSTEM_NAMESPACES.iter().map(|n| (*n).to_owned()).collect();
+    excluded.push(webhook::DEFAULT_NAMESPACE.to_owned());
+    let hooks = configuration["webhooks"].as_array().context("webhooks")?;
+    ensure!(hooks.len() == 4, "Istio's four selectors of the default revision");
+    for hook in hooks {
+        let name = &hook["name"];
+        let service = &hook["clientConfig"]["service"];
+        ensure!(service["name"] == webhook::DEFAULT_SERVICE && service["namespace"] == webhook::DEFAULT_NAMESPACE);
+        ensure!(service["path"] == webhook::INJECT_PATH && service["port"] == 443, "{name}: {service}");
+        ensure!(hook["clientConfig"].get("caBundle").is_none(), "{name}: caBundle is pilotfish's to set");
+        ensure!(hook["failurePolicy"] == "Fail" && hook["timeoutSeconds"] == 5, "{name}");
+        ensure!(hook["admissionReviewVersions"] == serde_json::json!(["v1"]), "{name}");
+        ensure!(
+            hook["rules"]
+                == serde_json::json!([{
+                    "operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]
+                }])
+        );
+        let exclusion = hook["namespaceSelector"]["matchExpressions"]
+            .as_array()
+            .and_then(|e| e.iter().find(|e| e["key"] == "kubernetes.io/metadata.name"))
+            .with_context(|| format!("{name} does not exclude the system namespaces"))?;
+        ensure!(exclusion["operator"] == "NotIn" && exclusion["values"] == serde_json::json!(excluded), "{name}");
+    }
+
+    // The Service sends 443 to the webhook port the Deployment listens on.
+    let pilotfish_docs = manifest("pilotfish.yaml")?;
+    let service = find(&pilotfish_docs, "Service", webhook::DEFAULT_SERVICE)?;
+    let port = service["spec"]["ports"].as_array().and_then(|p| p.iter().find(|p| p["port"] == 443));
+    ensure!(port.is_some_and(|p| p["targetPort"] == webhook::DEFAULT_PORT), "{service}");
+    let deployment = find(&pilotfish_docs, "Deployment", "pilotfish")?;
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let listen = format!("--webhook-address=0.0.0.0:{}", webhook::DEFAULT_PORT);
+    ensure!(container["args"].as_array().is_some_and(|a| a.iter().any(|a| *a == listen.as_str())), "{container}");
+
+    // RBAC: exactly those two objects, by name.
+    let rbac = manifest("rbac.yaml")?;
+    let role = find(&rbac, "ClusterRole", "pilotfish-webhook")?;
+    ensure!(role["rules"][0]["resourceNames"] == serde_json::json!([webhook::DEFAULT_CONFIGURATION]), "{role}");
+    let role = find(&rbac, "Role", "pilotfish-webhook-ca")?;
+    ensure!(role["rules"][0]["resourceNames"] == serde_json::json!([webhook::DEFAULT_CA_SECRET]), "{role}");
+    ensure!(role["rules"][0]["verbs"] == serde_json::json!(["get", "update"]), "{role}");
+    Ok(())
+}

@@ -25,6 +25,7 @@ mod backend;
 mod binary;
 mod client;
 mod envoy;
+pub mod istio;
 
 pub use backend::{Backend, Behaviour, SeenRequest};
 pub use binary::{ENVOY_VERSION, envoy_binary, workspace_root};

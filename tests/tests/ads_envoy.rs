@@ -11,6 +11,7 @@ use api_protos::pb::envoy::config::route::v3::{RouteMatch, route_match};
 use api_protos::pb::envoy::r#type::matcher::v3::RegexMatcher;
 use common::{ControlPlane, SYNC_TIMEOUT, config, start_envoy};
 use controlplane::builders::{prefix_route, weighted_route};
+use controlplane::sync::SyncState;
 use e2e::{Backend, count_backends, eventually, free_port, http_get};
 
 const HOST: &str = "app.example";
@@ -33,7 +34,7 @@ async fn routes_a_request_to_a_backend(delta: bool) -> Result<()> {
     let envoy = start_envoy("gw", control_plane.addr, delta).await?;
     let proxy = control_plane.wait_synced("gw").await?;
     for sync in &proxy.sync {
-        assert_eq!(sync.status(), "SYNCED", "{sync:?}");
+        assert_eq!(sync.status(), SyncState::Synced, "{sync:?}");
     }
     let body = eventually(SYNC_TIMEOUT, "a request through Envoy", || body_of(listen, "/hello")).await?;
     assert_eq!(body, "one");
@@ -132,7 +133,7 @@ async fn a_rejected_config_is_recorded_contained_and_not_resent(delta: bool) -> 
     let nacked = eventually(SYNC_TIMEOUT, "the routes NACKed", || async {
         let Some(proxy) = control_plane.proxy("gw") else { bail!("not connected") };
         let sync = proxy.sync[rds].clone();
-        ensure!(sync.status() == "NACKED", "{sync:?}");
+        ensure!(sync.status() == SyncState::Nacked, "{sync:?}");
         Ok(sync)
     })
     .await?;
@@ -152,13 +153,13 @@ async fn a_rejected_config_is_recorded_contained_and_not_resent(delta: bool) -> 
     let eds = ResourceType::Endpoint.index();
     eventually(SYNC_TIMEOUT, "the endpoints ACKed", || async {
         let status = control_plane.proxy("gw").map(|p| p.sync[eds].status());
-        ensure!(status == Some("SYNCED"), "endpoints {status:?}");
+        ensure!(status == Some(SyncState::Synced), "endpoints {status:?}");
         Ok(())
     })
     .await?;
     let after = control_plane.proxy("gw").map(|p| p.sync[rds].clone());
     assert_eq!(after.as_ref().map(|s| s.responses_sent), Some(nacked.responses_sent), "no resend: {after:?}");
-    assert_eq!(after.as_ref().map(|s| s.status()), Some("NACKED"));
+    assert_eq!(after.as_ref().map(|s| s.status()), Some(SyncState::Nacked));
 
     // Back to what Envoy runs: nothing to send, and the NACK no longer stands.
     control_plane.publish(config(listen, vec![prefix_route("/", "a")], &[("a", &[a2.addr()])]))?;
@@ -172,7 +173,7 @@ async fn a_rejected_config_is_recorded_contained_and_not_resent(delta: bool) -> 
     ))?;
     let proxy = control_plane.wait_synced("gw").await?;
     assert_eq!(proxy.sync[rds].responses_sent, nacked.responses_sent + 1);
-    assert_eq!(proxy.sync[rds].status(), "SYNCED");
+    assert_eq!(proxy.sync[rds].status(), SyncState::Synced);
     assert!(proxy.sync[rds].last_nack.is_some(), "the NACK stays in the history");
     Ok(())
 }

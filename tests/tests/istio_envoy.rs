@@ -9,65 +9,17 @@ use std::time::Duration;
 use anyhow::{Result, ensure};
 use common::{ControlPlane, SYNC_TIMEOUT, publish_istio, start_envoy_with};
 use controlplane::bootstrap::{BootstrapOptions, Role};
-use e2e::{Backend, Behaviour, Envoy, count_backends, eventually, free_port, http_get};
+use e2e::{Backend, Behaviour, Envoy, count_backends, eventually, free_port, http_get, istio};
 
 /// Services `reviews.local` (v1, v2 backends) and `slow.local`, a gateway on `port`, and `routes` (the `http:` of
 /// the gateway's VirtualService).
 fn config(port: u16, v1: SocketAddr, v2: SocketAddr, slow: SocketAddr, routes: &str) -> String {
-    format!(
-        r#"
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: reviews}}
-spec:
-  hosts: [reviews.local]
-  ports: [{{number: 9080, name: http, protocol: HTTP}}]
-  resolution: STATIC
-  endpoints:
-  - {{address: 127.0.0.1, ports: {{http: {v1p}}}, labels: {{version: v1}}}}
-  - {{address: 127.0.0.1, ports: {{http: {v2p}}}, labels: {{version: v2}}}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: slow}}
-spec:
-  hosts: [slow.local]
-  ports: [{{number: 9080, name: http, protocol: HTTP}}]
-  resolution: STATIC
-  endpoints: [{{address: 127.0.0.1, ports: {{http: {slowp}}}}}]
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {{name: reviews}}
-spec:
-  host: reviews.local
-  subsets:
-  - {{name: v1, labels: {{version: v1}}}}
-  - {{name: v2, labels: {{version: v2}}}}
----
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: istio-system}}
-spec:
-  selector: {{istio: ingressgateway}}
-  servers:
-  - port: {{number: {port}, name: http, protocol: HTTP}}
-    bind: 127.0.0.1
-    hosts: ["*"]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: reviews}}
-spec:
-  hosts: [bookinfo.local]
-  gateways: [istio-system/gw]
-  http:
-{routes}
-"#,
-        v1p = v1.port(),
-        v2p = v2.port(),
-        slowp = slow.port(),
-    )
+    istio::documents(&[
+        istio::versioned_service("reviews", "default", "reviews.local", 9080, &[("v1", v1), ("v2", v2)]),
+        istio::versioned_service("slow", "default", "slow.local", 9080, &[("v1", slow)]),
+        istio::ingress_gateway(port, "127.0.0.1"),
+        istio::virtual_service("reviews", "default", &["bookinfo.local"], &["istio-system/gw"], routes),
+    ])
 }
 
 const ROUTES: &str = r#"
@@ -178,9 +130,7 @@ async fn delta_istio_routes_headers_faults_timeouts_redirects() -> Result<()> {
 async fn traffic_shifts_as_the_virtual_service_changes() -> Result<()> {
     let s = setup(false).await?;
     for (v1, v2) in [(100, 0), (50, 50), (0, 100)] {
-        let routes = format!(
-            "  - route:\n    - {{destination: {{host: reviews.local, subset: v1}}, weight: {v1}}}\n    - {{destination: {{host: reviews.local, subset: v2}}, weight: {v2}}}\n"
-        );
+        let routes = istio::weighted_route("reviews.local", &[("v1", v1), ("v2", v2)]);
         publish_istio(&s.control_plane, &config(s.port, s.v1.addr(), s.v2.addr(), s.slow.addr(), &routes))?;
         s.control_plane.wait_synced("ingress").await?;
         let counts = count_backends(s.listen, "bookinfo.local", "/", &[], 100).await;
@@ -199,39 +149,20 @@ async fn traffic_shifts_as_the_virtual_service_changes() -> Result<()> {
 async fn a_sidecar_routes_by_the_mesh_virtual_service() -> Result<()> {
     let (v1, v2) = (Backend::start("v1").await?, Backend::start("v2").await?);
     let service_port = free_port();
-    let yaml = format!(
-        r#"
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: reviews}}
-spec:
-  hosts: [reviews.local]
-  ports: [{{number: {service_port}, name: http, protocol: HTTP}}]
-  resolution: STATIC
-  endpoints:
-  - {{address: 127.0.0.1, ports: {{http: {v1p}}}, labels: {{version: v1}}}}
-  - {{address: 127.0.0.1, ports: {{http: {v2p}}}, labels: {{version: v2}}}}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {{name: reviews}}
-spec:
-  host: reviews.local
-  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {{name: reviews}}
-spec:
-  hosts: [reviews.local]
-  http:
-  - match: [{{headers: {{end-user: {{exact: jason}}}}}}]
-    route: [{{destination: {{host: reviews.local, subset: v2}}}}]
-  - route: [{{destination: {{host: reviews.local, subset: v1}}}}]
-"#,
-        v1p = v1.port(),
-        v2p = v2.port()
-    );
+    let routes = "  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews.local, subset: v2}}]
+  - route: [{destination: {host: reviews.local, subset: v1}}]
+";
+    let yaml = istio::documents(&[
+        istio::versioned_service(
+            "reviews",
+            "default",
+            "reviews.local",
+            service_port,
+            &[("v1", v1.addr()), ("v2", v2.addr())],
+        ),
+        istio::virtual_service("reviews", "default", &["reviews.local"], &[], routes),
+    ]);
     let control_plane = ControlPlane::start().await?;
     publish_istio(&control_plane, &yaml)?;
     let mut options = BootstrapOptions::new("app", Role::Sidecar);

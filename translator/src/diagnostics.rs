@@ -77,25 +77,35 @@ impl Diagnostic {
         self
     }
 
+    /// The object the diagnostic is about, and where it was read; the location moves to the field's line once a
+    /// field is named.
     pub fn object(mut self, object: ObjectRef, source: Option<Source>) -> Diagnostic {
         self.object = Some(object);
         self.source = source;
-        self
+        self.locate()
     }
 
     pub fn field(mut self, field: impl Into<String>) -> Diagnostic {
         self.field = field.into();
-        self
+        self.locate()
     }
 
     pub fn source(mut self, source: Option<Source>) -> Diagnostic {
         self.source = source;
+        self.locate()
+    }
+
+    /// Points the location at the field, when the text it was read from says where that is.
+    fn locate(mut self) -> Diagnostic {
+        if let Some(source) = self.source.as_ref().filter(|_| !self.field.is_empty()) {
+            self.source = Some(source.at_field(&self.field));
+        }
         self
     }
 }
 
 impl fmt::Display for Diagnostic {
-    /// `error[IST0101] VirtualService default/reviews spec.http[0]…: message (at file.yaml:2)`
+    /// `error[IST0101] VirtualService default/reviews spec.http[0]…: message (at file.yaml:12:5)`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.severity)?;
         if let Some(code) = self.code {

@@ -1,9 +1,10 @@
 //! Pure translation from Istio's traffic API and the service registry to Envoy resources.
 //!
 //! ```text
-//!   YAML text ──read_yaml──► Inputs ──World::new──► World ──┐
-//!                                                          ├──► translate ──► Envoy resources + diagnostics
-//!   Envoy node (id, metadata) ─────────────► ProxyClass ───┘
+//!   YAML text ──read──► Inputs (+ raw Envoy resources) ──Translator::prepare──► Translator ──┐
+//!   (or a watched object ──istio_input──► Input)         (World, last valid versions)       ├──► translate ──►
+//!                                                                                           │   Envoy resources
+//!   Envoy node (id, metadata) ─────────────────────────────────────────► ProxyClass ─────────┘   + diagnostics
 //! ```
 //!
 //! This crate never does I/O: no tokio, no tonic, no Kubernetes client. It can be read, tested and fuzzed alone.
@@ -20,6 +21,6 @@ pub mod translate;
 pub mod validate;
 
 pub use diagnostics::{Diagnostic, ObjectRef, Severity};
-pub use input::{Input, Kind, World, read_yaml};
+pub use input::{Input, Kind, Read, Source, World, istio_input, read, read_yaml};
 pub use proxy::{ProxyClass, ProxySelector, Role};
-pub use translate::{Translation, Translator, translate};
+pub use translate::{LastValid, Translation, Translator, translate};

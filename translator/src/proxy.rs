@@ -168,7 +168,7 @@ fn labels_field(metadata: &Struct) -> BTreeMap<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
+    use std::collections::BTreeMap;
 
     use super::*;
 
@@ -177,7 +177,7 @@ mod tests {
     }
 
     fn node(id: &str, fields: &[(&str, Value)]) -> Node {
-        let fields: HashMap<String, Value> = fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        let fields: BTreeMap<String, Value> = fields.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         Node { id: id.to_owned(), metadata: Some(Struct { fields }), ..Default::default() }
     }
 

@@ -1,8 +1,10 @@
 //! `pilotfish explain`: walk one request through what a proxy is served.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use serde_json::json;
+use translator::Severity;
 use translator::input::registry::TargetPort;
 
 use super::offline::{ClassArgs, Offline};
@@ -11,10 +13,11 @@ use crate::explain::{Outcome, Request, explain};
 /// Walk a request through listener → filter chain → virtual host → route → clusters → endpoints, offline.
 ///
 /// Prints each decision and the Istio object behind it, as Envoy would make it with the configuration a proxy of
-/// the given class gets.
+/// the given class gets, then the configuration's errors and warnings. Exits 1 when the request would fail (no
+/// listener, a 4xx or 5xx answered by Envoy, no cluster with endpoints), 0 when it reaches an upstream.
 ///
 /// Example:
-///   pilotfish explain -f examples/bookinfo/ --role gateway 'GET http://bookinfo.local/productpage' -H 'end-user: jason'
+///   pilotfish explain -f examples/bookinfo-local/base --role gateway 'GET http://bookinfo.local/reviews' -H 'end-user: jason'
 ///   pilotfish explain -f mesh.yaml --role sidecar --namespace default 'http://reviews:9080/'
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -35,11 +38,11 @@ pub struct Args {
     output: super::Output,
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let request = Request::parse(&args.request, &args.headers).map_err(anyhow::Error::msg)?;
     let offline = Offline::load(&args.path)?;
     let class = args.class.class()?;
-    let (snapshot, _) = offline.snapshot(&class);
+    let (snapshot, class_diagnostics) = offline.snapshot(&class)?;
     // Services that select this proxy's workload map their ports to the proxy's (e.g. 80 → 8080).
     let port_map: Vec<(u16, u16, String)> = offline
         .translator
@@ -59,6 +62,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         })
         .collect();
     let explanation = explain(&snapshot, &request, &port_map);
+    let diagnostics = translator::diagnostics::sorted(
+        offline
+            .diagnostics
+            .iter()
+            .chain(&class_diagnostics)
+            .filter(|d| d.severity != Severity::Info)
+            .cloned()
+            .collect(),
+    );
     match args.output {
         super::Output::Text => {
             println!("{} http://{}:{}{} as {class}", request.method, request.host, request.port, request.path);
@@ -66,6 +78,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 println!("  {name}: {value}");
             }
             print!("{}", explanation.text());
+            if !diagnostics.is_empty() {
+                println!("\nthe configuration has {} problem(s):", diagnostics.len());
+                for diagnostic in &diagnostics {
+                    println!("  {diagnostic}");
+                }
+            }
         }
         super::Output::Json | super::Output::Yaml => {
             let outcome = match &explanation.outcome {
@@ -73,7 +91,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Outcome::Status(status) => json!({ "status": status }),
                 Outcome::NoListener => json!({ "no_listener": true }),
             };
-            let out = json!({ "class": class.to_string(), "steps": explanation.steps, "outcome": outcome });
+            let out = json!({
+                "class": class.to_string(),
+                "steps": explanation.steps,
+                "outcome": outcome,
+                "diagnostics": diagnostics,
+            });
             if matches!(args.output, super::Output::Json) {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
@@ -81,5 +104,5 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(if explanation.outcome.fails() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -1,23 +1,23 @@
-//! What `translate`, `analyze` and `explain` share: reading a file or directory and translating it offline.
+//! What `translate`, `analyze` and `explain` share: reading a file or directory (or, for `analyze`, a cluster's
+//! objects) and translating it offline, through the same pipeline `serve` runs.
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
-use api_protos::Any;
-use translator::{Diagnostic, ProxyClass, ProxySelector, Role, Translator, World};
+use translator::{Diagnostic, ProxyClass, Role, Translator};
 
-use crate::config_dir;
-use crate::snapshot::{Snapshot, SnapshotBuilder};
+use crate::State;
+use crate::pipeline::{ChangeSet, Commit, Pipeline, UnitKey};
+use crate::snapshot::Snapshot;
+use crate::sources::directory;
 
-/// A file or directory, read and prepared for translation.
+/// A file or directory, read and translated.
 pub struct Offline {
-    pub translator: Translator,
-    /// Raw Envoy resources, with the proxies they are for.
-    pub raw: Vec<(ProxySelector, Any)>,
-    /// Problems reading files and raw resources, as one-line messages.
-    pub read_problems: Vec<String>,
-    /// Reader and World diagnostics (before any class is translated).
+    pipeline: Arc<Pipeline>,
+    pub translator: Arc<Translator>,
+    /// Every diagnostic of what was read (before any class is translated).
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -26,35 +26,30 @@ impl Offline {
         if !path.exists() {
             anyhow::bail!("-f {}: no such file or directory", path.display());
         }
-        let mut loaded = config_dir::load(path).with_context(|| format!("failed to read {}", path.display()))?;
-        loaded.snapshot();
-        let (world, duplicates) = World::new(std::mem::take(&mut loaded.inputs));
-        let translator = Translator::new(&world);
-        let mut diagnostics = loaded.input_diagnostics;
-        diagnostics.extend(duplicates);
-        diagnostics.extend(translator.diagnostics().iter().cloned());
-        Ok(Offline {
-            translator,
-            raw: loaded.resources.into_iter().map(|(origin, any)| (origin.proxies, any)).collect(),
-            read_problems: loaded.diagnostics.iter().map(ToString::to_string).collect(),
-            diagnostics,
+        let changes = directory::read_all(path).with_context(|| format!("failed to read {}", path.display()))?;
+        Offline::from_changes(changes)
+    }
+
+    /// Objects read elsewhere (a live cluster), with the reader's diagnostics; no raw Envoy resources.
+    pub fn from_inputs(inputs: Vec<translator::Input>, diagnostics: Vec<Diagnostic>) -> anyhow::Result<Offline> {
+        let read = translator::Read { inputs, diagnostics, complete: true, ..translator::Read::default() };
+        Offline::from_changes(ChangeSet {
+            units: vec![(UnitKey::named("cluster"), Some(read))],
+            synced: true,
+            ..ChangeSet::default()
         })
     }
 
+    fn from_changes(changes: ChangeSet) -> anyhow::Result<Offline> {
+        let pipeline = State::default().pipeline;
+        let publication = pipeline.register("offline").apply(changes, Commit::Always).unwrap_or_else(|refused| refused);
+        let translator = pipeline.translator().context("nothing was translated")?;
+        Ok(Offline { pipeline, translator, diagnostics: publication.diagnostics })
+    }
+
     /// The snapshot a proxy of `class` would be served, and the class's own diagnostics.
-    pub fn snapshot(&self, class: &ProxyClass) -> (Snapshot, Vec<Diagnostic>) {
-        let translation = self.translator.translate(class);
-        let mut builder = SnapshotBuilder::default();
-        let mut problems = Vec::new();
-        let raw = self.raw.iter().filter(|(selector, _)| selector.matches(class)).map(|(_, any)| any);
-        for resource in translation.resources().iter().chain(raw) {
-            if let Err(err) = builder.add_any(resource) {
-                problems.push(Diagnostic::warning(format!("raw Envoy resource not served: {err}")));
-            }
-        }
-        let mut diagnostics = translation.diagnostics;
-        diagnostics.extend(problems);
-        (builder.build(), diagnostics)
+    pub fn snapshot(&self, class: &ProxyClass) -> anyhow::Result<(Snapshot, Vec<Diagnostic>)> {
+        self.pipeline.snapshot(class).with_context(|| format!("failed to build the snapshot of {class}"))
     }
 
     /// One proxy class per Gateway selector and a sidecar per namespace: enough to see every class-specific

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::info;
 
 use crate::State;
-use crate::sources::directory::{Debounce, DirectorySource};
+use crate::pipeline::Debounce;
+use crate::shutdown;
+use crate::sources::directory::DirectorySource;
 use crate::sources::kubernetes::{self, KubernetesSource};
 
 /// Serve xDS to Envoy from a directory of configuration, or from a Kubernetes cluster.
@@ -21,7 +22,10 @@ use crate::sources::kubernetes::{self, KubernetesSource};
 /// for its class plus every raw resource; changes to the directory are picked up while serving.
 ///
 /// With --kubernetes, the same kinds are watched in the cluster kube finds (in-cluster service account, else
-/// $KUBECONFIG or ~/.kube/config); `pilotfish crds` prints the Istio CRDs for clusters without Istio.
+/// $KUBECONFIG or ~/.kube/config); `pilotfish crds` prints the Istio CRDs for clusters without Istio. pilotfish
+/// then also serves the sidecar injection webhook (HTTPS, as istiod on 15017) that examples/lab-cluster's
+/// MutatingWebhookConfiguration calls: it injects what `pilotfish inject` would, keeps its CA in a Secret and
+/// keeps that CA as the configuration's caBundle.
 ///
 /// Example:
 ///   pilotfish serve --config-dir examples/raw-envoy/config
@@ -52,6 +56,8 @@ pub struct Args {
     /// ... but no later than this after the first change of a burst.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     debounce_max: Duration,
+    #[command(flatten)]
+    webhook: super::serve_webhook::WebhookArgs,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -80,35 +86,61 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let admin = TcpListener::bind(args.admin_address)
         .await
         .with_context(|| format!("failed to listen on --admin-address {}", args.admin_address))?;
-    let (stop, stopped) = watch::channel(false);
-    let wait = |mut stopped: watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|stop| *stop).await.is_ok();
-    };
-    let admin_task = tokio::spawn(crate::admin::serve(admin, state.clone(), wait(stopped.clone())));
+    let (stop, stopped) = shutdown::channel();
+    let stop = Arc::new(stop);
+    let admin_task = tokio::spawn(crate::admin::serve(admin, state.clone(), {
+        let stopped = stopped.clone();
+        async move { stopped.wait().await }
+    }));
+    let webhook_task =
+        match &client {
+            Some(client) if !args.webhook.no_webhook => {
+                let address = args.webhook.webhook_address;
+                let listener = TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("failed to listen on --webhook-address {address}"))?;
+                let stopped = stopped.clone();
+                let run = crate::webhook::run(client.clone(), listener, args.webhook.settings(), async move {
+                    stopped.wait().await
+                });
+                Some(tokio::spawn(run))
+            }
+            _ => None,
+        };
     let debounce = Debounce { quiet: args.debounce_quiet, max_delay: args.debounce_max };
-    let watcher = match (client, args.config_dir) {
+    let pipeline = tokio::spawn(Arc::clone(&state.pipeline).run(debounce, stopped.clone()));
+    let source = match (client, args.config_dir) {
         (Some(client), _) => {
-            let settings = kubernetes::Settings { namespace: args.namespace, debounce, ..Default::default() };
-            tokio::spawn(KubernetesSource::new(client, settings, state.clone()).run())
+            let settings = kubernetes::Settings { namespace: args.namespace, ..Default::default() };
+            tokio::spawn(KubernetesSource::new(client, settings, &state.pipeline).run(stopped.clone()))
         }
         (None, Some(dir)) => {
-            let source = DirectorySource::new(dir, state.clone());
-            source.catch_up();
-            state.refresh.set({
-                let source = Arc::clone(&source);
-                Arc::new(move || source.catch_up())
-            });
-            tokio::spawn(Arc::clone(&source).watch(debounce))
+            let source = DirectorySource::new(dir, &state.pipeline);
+            // The first read is published before Envoys can connect: they get the whole configuration at once.
+            let pipeline = Arc::clone(&state.pipeline);
+            tokio::task::spawn_blocking(move || pipeline.catch_up()).await?;
+            tokio::spawn(source.watch(stopped.clone()))
         }
         (None, None) => anyhow::bail!("one of --config-dir and --kubernetes is required"),
     };
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
+    tokio::spawn({
+        let stop = Arc::clone(&stop);
+        async move {
+            shutdown_signal().await;
+            stop.trigger();
+        }
     });
-    let result = crate::server::serve(listener, state, wait(stopped)).await;
-    watcher.abort();
-    let _ = admin_task.await;
+    let result = crate::server::serve(listener, state, {
+        let stopped = stopped.clone();
+        async move { stopped.wait().await }
+    })
+    .await;
+    // The xDS server ended (on the signal, or failing): everything else ends with it.
+    stop.trigger();
+    let _ = tokio::join!(admin_task, pipeline, source);
+    if let Some(webhook) = webhook_task {
+        let _ = webhook.await;
+    }
     result.context("the xDS server failed")
 }
 

@@ -9,7 +9,8 @@ use super::http::get_json;
 /// Show every connected proxy and, per type, whether it runs the latest config.
 ///
 /// CDS/EDS/LDS/RDS columns: SYNCED (ACKed the latest), STALE (behind, or a response in flight), NOT SENT, NACKED
-/// (rejected the latest; Envoy's message follows the table).
+/// (rejected the latest; Envoy's message follows the table). Below: the errors of the configuration served, when it
+/// has any (what was written and is not served as written; `/debug/inputs` has every diagnostic).
 ///
 /// Example:
 ///   pilotfish status
@@ -36,8 +37,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The status table, with NACK messages below it.
+/// The status table, with NACK messages and the configuration's errors below it.
 pub fn table(syncz: &Value) -> String {
+    let mut out = proxy_table(syncz);
+    let errors = syncz["config"]["errors"].as_array().cloned().unwrap_or_default();
+    let warnings = syncz["config"]["warnings"].as_u64().unwrap_or_default();
+    if !errors.is_empty() {
+        out.push_str(&format!("\nconfiguration: {} error(s), {warnings} warning(s)\n", errors.len()));
+        for error in &errors {
+            out.push_str(&format!("  {}\n", text(error)));
+        }
+    } else if warnings > 0 {
+        out.push_str(&format!("\nconfiguration: {warnings} warning(s) (see /debug/inputs or pilotfish analyze)\n"));
+    }
+    out
+}
+
+fn proxy_table(syncz: &Value) -> String {
     let proxies = syncz["proxies"].as_array().cloned().unwrap_or_default();
     if proxies.is_empty() {
         return "no proxies connected\n".to_owned();
@@ -100,6 +116,17 @@ fn text(value: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configuration_errors_follow_the_table() {
+        let syncz = serde_json::json!({
+            "proxies": [],
+            "config": {"errors": ["error VirtualService default/reviews spec.http[0]: bad (at r.yaml:7:5)"], "warnings": 2},
+        });
+        let table = table(&syncz);
+        assert!(table.contains("configuration: 1 error(s), 2 warning(s)"), "{table}");
+        assert!(table.contains("  error VirtualService default/reviews"), "{table}");
+    }
 
     #[test]
     fn a_nack_dump_is_summarised_by_its_last_line() {

@@ -14,7 +14,7 @@ use super::offline::{ClassArgs, Offline};
 /// Diagnostics go to stderr.
 ///
 /// Example:
-///   pilotfish translate -f examples/bookinfo/ --role gateway --labels istio=ingressgateway
+///   pilotfish translate -f examples/bookinfo-local/base --role gateway --labels istio=ingressgateway
 ///   pilotfish translate -f reviews.yaml --role sidecar --namespace default -o json
 #[derive(Debug, clap::Args)]
 #[command(verbatim_doc_comment)]
@@ -32,10 +32,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let offline = Offline::load(&args.path)?;
     let class = args.class.class()?;
-    let (snapshot, class_diagnostics) = offline.snapshot(&class);
-    for problem in &offline.read_problems {
-        eprintln!("error: {problem}");
-    }
+    let (snapshot, class_diagnostics) = offline.snapshot(&class)?;
     for diagnostic in
         translator::diagnostics::sorted(offline.diagnostics.iter().chain(&class_diagnostics).cloned().collect())
     {

@@ -1,6 +1,7 @@
 //! `pilotfish wait`: block until proxies run the latest configuration, for scripts and test suites.
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -12,8 +13,12 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Wait until proxies have ACKed the latest configuration (instead of `sleep` in test scripts).
 ///
-/// Exits 0 once they have; non-zero with Envoy's message if the latest configuration was rejected (NACK), or when
-/// the timeout passes.
+/// Exit status, once the proxies have ACKed (or earlier, for a rejection):
+///   0  synced, and everything written is served
+///   3  synced, but the configuration has errors: something written is not served as written (an object that
+///      does not read or is invalid keeps its last valid version); the errors are printed
+///   2  a proxy rejected the latest configuration (NACK); Envoy's message is printed
+///   1  the timeout passed (or the admin address did not answer)
 ///
 /// Example:
 ///   pilotfish wait --all --timeout 10s && curl -s 127.0.0.1:8080/
@@ -39,7 +44,7 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     translator::duration::parse_duration(text)
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(wait(args))
 }
@@ -52,13 +57,31 @@ pub enum Verdict {
     Rejected(String),
 }
 
-async fn wait(args: Args) -> anyhow::Result<()> {
+/// A proxy rejected the latest configuration.
+const REJECTED: u8 = 2;
+/// The proxies run the latest configuration, which has errors.
+const CONFIG_ERRORS: u8 = 3;
+
+async fn wait(args: Args) -> anyhow::Result<ExitCode> {
     let deadline = Instant::now() + args.timeout;
     loop {
         let last = match get_json(args.admin_address, "/debug/syncz").await {
             Ok(syncz) => match verdict(&syncz, args.proxy.as_deref()) {
-                Verdict::Synced => return Ok(()),
-                Verdict::Rejected(message) => bail!("{message}"),
+                Verdict::Synced => {
+                    let errors = config_errors(&syncz);
+                    if errors.is_empty() {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    eprintln!("pilotfish: synced, but the configuration has {} error(s):", errors.len());
+                    for error in errors {
+                        eprintln!("  {error}");
+                    }
+                    return Ok(ExitCode::from(CONFIG_ERRORS));
+                }
+                Verdict::Rejected(message) => {
+                    eprintln!("pilotfish: {message}");
+                    return Ok(ExitCode::from(REJECTED));
+                }
                 Verdict::Waiting(why) => why,
             },
             Err(err) => format!("{err:#}"),
@@ -68,6 +91,12 @@ async fn wait(args: Args) -> anyhow::Result<()> {
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// The errors of the configuration served, as `/debug/syncz` lists them.
+fn config_errors(syncz: &Value) -> Vec<String> {
+    let errors = syncz["config"]["errors"].as_array().cloned().unwrap_or_default();
+    errors.iter().map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_owned)).collect()
 }
 
 /// Decides from `/debug/syncz` whether the proxies (one, or all) are synced.

@@ -216,7 +216,7 @@ impl<W: Wire> StreamTask<W> {
     /// Records change → ACK once every type the proxy asked for is synced after a snapshot change.
     fn observe_convergence(&mut self, sync: &[stream::TypeSync]) {
         let Some(changed_at) = self.changed_at else { return };
-        if sync.iter().filter(|s| s.requested).all(|s| s.status() == "SYNCED") {
+        if sync.iter().filter(|s| s.requested).all(|s| s.status() == crate::sync::SyncState::Synced) {
             self.metrics().convergence.observe(changed_at.elapsed().as_secs_f64());
             self.changed_at = None;
         }

@@ -27,14 +27,8 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 use api_protos::{Any, ResourceType};
 
 use crate::snapshot::{Resource, ResourceSet, Snapshot};
+pub use crate::sync::{Nack, Protocol, SyncState, TypeSync};
 use xxhash_rust::xxh3::Xxh3;
-
-/// The wire protocol of a stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
-    Sotw,
-    Delta,
-}
 
 /// A DiscoveryRequest or DeltaDiscoveryRequest, reduced to what the rules need.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -49,7 +43,7 @@ pub struct Request {
     /// Delta: names to drop.
     pub unsubscribe: Vec<String>,
     /// Delta, first request of a type on a stream: what the proxy already has from an earlier stream.
-    pub initial_versions: HashMap<String, String>,
+    pub initial_versions: BTreeMap<String, String>,
 }
 
 /// What to send: the whole set (SotW) or the changes (Delta).
@@ -78,50 +72,6 @@ pub enum RequestOutcome {
     },
     /// Answers a response that is no longer the latest one: ignored.
     Stale,
-}
-
-/// Sync state of one type, as `status` and `/debug/syncz` show it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TypeSync {
-    pub kind: ResourceType,
-    pub requested: bool,
-    /// Version of the last response sent, if any.
-    pub sent_version: Option<String>,
-    pub acked_version: Option<String>,
-    /// Nonce of the response awaiting an ACK.
-    pub pending_nonce: Option<String>,
-    /// Version of the complete set the current snapshot holds for this proxy's subscription.
-    pub latest_version: String,
-    /// Set while the proxy rejects what we would send.
-    pub nack: Option<Nack>,
-    /// The most recent NACK on this stream, even if resolved since.
-    pub last_nack: Option<Nack>,
-    pub resource_count: usize,
-    /// Responses sent for this type on this stream, and the resources they carried.
-    pub responses_sent: u64,
-    pub resources_sent: u64,
-}
-
-impl TypeSync {
-    /// `istioctl proxy-status` words: SYNCED, STALE, NOT SENT, NACKED.
-    pub fn status(&self) -> &'static str {
-        if self.nack.is_some() {
-            "NACKED"
-        } else if self.sent_version.is_none() {
-            "NOT SENT"
-        } else if self.pending_nonce.is_none() && self.acked_version.as_deref() == Some(self.latest_version.as_str()) {
-            "SYNCED"
-        } else {
-            "STALE"
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Nack {
-    pub nonce: String,
-    pub rejected_version: String,
-    pub message: String,
 }
 
 #[derive(Debug)]
@@ -186,10 +136,6 @@ impl StreamState {
             held: Vec::new(),
             desired_clusters_cache: None,
         }
-    }
-
-    pub fn protocol(&self) -> Protocol {
-        self.protocol
     }
 
     pub fn snapshot(&self) -> &Arc<Snapshot> {
@@ -490,11 +436,20 @@ impl StreamState {
             .map(|kind| {
                 let state = &self.types[kind.index()];
                 let latest = state.select(self.snapshot.resources(kind));
+                // SotW cannot remove a named resource (a route configuration, an endpoint assignment): the proxy
+                // keeps it until it unsubscribes, and nothing uses it once nothing refers to it. So the proxy runs
+                // the latest configuration when it has every resource of it, whatever it keeps besides.
+                let (sent, acked) = match self.protocol {
+                    Protocol::Sotw if !state.wildcard => {
+                        (within(&state.sent, &latest).version(), within(&state.acked, &latest).version())
+                    }
+                    _ => (state.sent.version(), state.acked.version()),
+                };
                 TypeSync {
                     kind,
                     requested: state.requested,
-                    sent_version: (state.answered || state.ever_acked).then(|| state.sent.version()),
-                    acked_version: state.ever_acked.then(|| state.acked.version()),
+                    sent_version: (state.answered || state.ever_acked).then_some(sent),
+                    acked_version: state.ever_acked.then_some(acked),
                     pending_nonce: state.pending.as_ref().map(|p| p.nonce.clone()),
                     latest_version: latest.version(),
                     // A NACK stands while what we would send is what was rejected.
@@ -587,6 +542,15 @@ impl TypeState {
         self.sent = keep(&self.sent);
         self.acked = keep(&self.acked);
     }
+}
+
+/// The resources of `set` that `latest` has too.
+fn within(set: &Arc<ResourceSet>, latest: &ResourceSet) -> Arc<ResourceSet> {
+    if set.names().all(|name| latest.contains(name)) {
+        return Arc::clone(set);
+    }
+    let kept = set.iter().filter(|(name, _)| latest.contains(name)).map(|(n, r)| (n.clone(), Arc::clone(r)));
+    Arc::new(ResourceSet::new(kept.collect()))
 }
 
 /// Subscriptions shared between streams: proxies of one class subscribe to the same names, often thousands of EDS

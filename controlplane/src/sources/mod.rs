@@ -1,4 +1,5 @@
-//! Where configuration comes from. Each source turns what it reads into a translation builder for the cache.
+//! Where configuration comes from. A source reads (files, the apiserver) and hands change sets to the
+//! [`crate::pipeline`]; it never translates or publishes itself.
 
 pub mod directory;
 pub mod kubernetes;

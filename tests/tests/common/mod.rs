@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -11,6 +10,7 @@ use api_protos::pb::envoy::config::route::v3::Route;
 use controlplane::State;
 use controlplane::bootstrap::{BootstrapOptions, render_yaml};
 use controlplane::builders::{eds_cluster, http_listener, load_assignment, route_config};
+use controlplane::pipeline::{ChangeSet, Commit, SourceHandle, UnitKey};
 use controlplane::registry::ProxyStatus;
 use controlplane::snapshot::{Snapshot, SnapshotBuilder};
 use e2e::{Envoy, eventually};
@@ -27,6 +27,8 @@ pub const ROUTES: &str = "routes";
 pub struct ControlPlane {
     pub addr: SocketAddr,
     pub state: State,
+    /// The tests' configuration, one unit (`test.yaml`) of the pipeline.
+    source: SourceHandle,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -54,7 +56,8 @@ impl ControlPlane {
                 }
             }
         });
-        Ok(ControlPlane { addr, state, stop: Some(stop), task: Some(task) })
+        let source = state.pipeline.register("test");
+        Ok(ControlPlane { addr, state, source, stop: Some(stop), task: Some(task) })
     }
 
     pub fn publish(&self, snapshot: Snapshot) -> Result<()> {
@@ -117,23 +120,18 @@ pub async fn start_envoy_with(options: BootstrapOptions, control_plane: SocketAd
     Ok(envoy)
 }
 
-/// Serves the translation of `yaml` (Istio and Kubernetes objects) through `control_plane`'s cache.
+/// Serves the translation of `yaml` (Istio and Kubernetes objects) through `control_plane`'s pipeline; input that
+/// does not read or has errors fails the test.
 pub fn publish_istio(control_plane: &ControlPlane, yaml: &str) -> Result<()> {
-    let (inputs, diagnostics) = translator::read_yaml(yaml, "test.yaml");
-    ensure!(diagnostics.is_empty(), "test input does not read: {diagnostics:?}");
-    let (world, _) = translator::World::new(inputs);
-    let translator = Arc::new(translator::Translator::new(&world));
-    let errors: Vec<String> = translator
-        .diagnostics()
-        .iter()
-        .filter(|d| d.severity == translator::Severity::Error)
-        .map(ToString::to_string)
-        .collect();
-    ensure!(errors.is_empty(), "test input has errors: {errors:?}");
-    let builder =
-        controlplane::pipeline::builder(translator, Arc::new(Vec::new()), Arc::clone(&control_plane.state.metrics));
-    let rebuild = control_plane.state.cache.set_builder(builder);
-    ensure!(rebuild.failed.is_empty(), "translation refused: {:?}", rebuild.failed);
+    let read = translator::read(yaml, "test.yaml");
+    ensure!(read.diagnostics.is_empty(), "test input does not read: {:?}", read.diagnostics);
+    let changes =
+        ChangeSet { units: vec![(UnitKey::named("test.yaml"), Some(read))], synced: true, ..ChangeSet::default() };
+    let publication = match control_plane.source.apply(changes, Commit::IfValid) {
+        Ok(publication) => publication,
+        Err(refused) => bail!("test input has errors: {:?}", refused.diagnostics),
+    };
+    ensure!(publication.failed.is_empty(), "translation refused: {:?}", publication.failed);
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, ensure};
 use api_protos::ResourceType;
 use controlplane::State;
 use controlplane::inject::{InjectOptions, inject};
-use controlplane::sources::directory::Debounce;
+use controlplane::shutdown::{self, Trigger};
 use controlplane::sources::kubernetes::{KubernetesSource, Settings};
 use e2e::{eventually, workspace_root};
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use translator::{ProxyClass, Role};
 
-use super::{Cluster, TIMEOUT, has};
+use super::{Cluster, QUICK, TIMEOUT, has};
 
 const NAMESPACE: &str = "pilotfish-system";
 const SERVICE_ACCOUNT: &str = "pilotfish";
@@ -109,6 +109,7 @@ struct Source {
     source: Arc<KubernetesSource>,
     state: State,
     task: JoinHandle<()>,
+    _stop: Trigger,
     _gateway: tokio::sync::watch::Receiver<Arc<controlplane::snapshot::Snapshot>>,
     gateway: ProxyClass,
 }
@@ -118,23 +119,26 @@ impl Source {
         let state = State::default();
         let settings = Settings {
             namespace: None,
-            debounce: Debounce { quiet: Duration::from_millis(20), max_delay: Duration::from_millis(200) },
             discovery_interval: Duration::from_millis(300),
             max_backoff: Duration::from_millis(500),
         };
-        let source = KubernetesSource::new(client, settings, state.clone());
-        let task = tokio::spawn(Arc::clone(&source).run());
+        let (stop, stopped) = shutdown::channel();
+        tokio::spawn(Arc::clone(&state.pipeline).run(QUICK, stopped.clone()));
+        let source = KubernetesSource::new(client, settings, &state.pipeline);
+        let task = tokio::spawn(Arc::clone(&source).run(stopped));
         // The ingress gateway of ingress-gateway.yaml, as its bootstrap names it.
         let mut gateway = ProxyClass::new(Role::Gateway);
         gateway.namespace = NAMESPACE.to_owned();
         gateway.labels.insert("app".to_owned(), "istio-ingressgateway".to_owned());
         gateway.labels.insert("istio".to_owned(), "ingressgateway".to_owned());
         let watch = state.cache.watch(&gateway);
-        Source { source, state, task, _gateway: watch, gateway }
+        Source { source, state, task, _stop: stop, _gateway: watch, gateway }
     }
 
     fn inputs(&self) -> Value {
-        self.state.inputs.read().ok().and_then(|i| i.as_deref().cloned()).unwrap_or(Value::Null)
+        // What `/debug/inputs` serves: nothing until the source has listed every kind.
+        let view = self.state.pipeline.view();
+        if view.ready { serde_json::to_value(view.as_ref()).unwrap_or(Value::Null) } else { Value::Null }
     }
 
     /// Whether `/debug/inputs` lists the object.

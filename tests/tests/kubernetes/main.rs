@@ -17,8 +17,9 @@ use api_protos::ResourceType;
 use controlplane::State;
 use controlplane::bootstrap::{BootstrapOptions, render_yaml};
 use controlplane::crds::ISTIO_KINDS;
+use controlplane::pipeline::Debounce;
+use controlplane::shutdown::{self, Trigger};
 use controlplane::snapshot::Snapshot;
-use controlplane::sources::directory::Debounce;
 use controlplane::sources::kubernetes::{KubernetesSource, Settings};
 use e2e::{Backend, Envoy, count_backends, eventually, free_port, http_get};
 use harness::{Cluster, Proxy, install_crds};
@@ -34,6 +35,8 @@ use tokio::task::JoinHandle;
 use translator::{ProxyClass, Role};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// A short debounce: the tests wait for each change.
+const QUICK: Debounce = Debounce { quiet: Duration::from_millis(20), max_delay: Duration::from_millis(200) };
 
 /// Starts a cluster, or ends the test (skipped, loudly) when its binaries cannot be had outside CI.
 macro_rules! cluster {
@@ -56,6 +59,8 @@ struct Pilotfish {
     class: ProxyClass,
     _class_watch: watch::Receiver<Arc<Snapshot>>,
     source: JoinHandle<()>,
+    /// Dropped with the fixture: the source and the pipeline stop.
+    _stop: Trigger,
     xds: Option<(SocketAddr, oneshot::Sender<()>, JoinHandle<()>)>,
 }
 
@@ -64,16 +69,17 @@ impl Pilotfish {
         let state = State::default();
         let settings = Settings {
             namespace: Some(namespace.to_owned()),
-            debounce: Debounce { quiet: Duration::from_millis(20), max_delay: Duration::from_millis(200) },
             discovery_interval: Duration::from_millis(300),
             max_backoff: Duration::from_millis(500),
         };
-        let source = tokio::spawn(KubernetesSource::new(client, settings, state.clone()).run());
+        let (stop, stopped) = shutdown::channel();
+        tokio::spawn(Arc::clone(&state.pipeline).run(QUICK, stopped.clone()));
+        let source = tokio::spawn(KubernetesSource::new(client, settings, &state.pipeline).run(stopped));
         let mut class = ProxyClass::new(Role::Gateway);
         class.namespace = namespace.to_owned();
         class.labels.insert("istio".to_owned(), "ingressgateway".to_owned());
         let class_watch = state.cache.watch(&class);
-        Pilotfish { state, class, _class_watch: class_watch, source, xds: None }
+        Pilotfish { state, class, _class_watch: class_watch, source, _stop: stop, xds: None }
     }
 
     /// Also serves ADS on a loopback port, for Envoy.
@@ -97,7 +103,9 @@ impl Pilotfish {
     }
 
     fn inputs(&self) -> Value {
-        self.state.inputs.read().ok().and_then(|i| i.as_deref().cloned()).unwrap_or(Value::Null)
+        // What `/debug/inputs` serves: nothing until the source has listed every kind.
+        let view = self.state.pipeline.view();
+        if view.ready { serde_json::to_value(view.as_ref()).unwrap_or(Value::Null) } else { Value::Null }
     }
 
     /// Waits until the gateway's snapshot passes `check`.

@@ -1,7 +1,8 @@
 //! Istio's traffic API as serde types: Gateway, VirtualService, DestinationRule, ServiceEntry.
 //!
 //! `networking.istio.io/v1`, `v1beta1` and `v1alpha3` are field-identical, so one set of types reads all three.
-//! Unknown fields are tolerated. Values that need checking (durations, enums, ranges) are kept as written and
+//! A field these types do not declare is reported by the reader: as a warning when it is one of Istio's fields that
+//! pilotfish does not translate ([`unsupported_field`]), as an error otherwise. Values that need checking (durations, enums, ranges) are kept as written and
 //! checked by validation, so a bad value becomes a diagnostic with its field path instead of an unreadable object.
 //! Deprecated fields Istio still honours are here too (`percent`, `mirrorPercent`, `allowOrigin`,
 //! `consecutiveErrors`, `minimumRingSize`).
@@ -11,6 +12,59 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 pub type Labels = BTreeMap<String, String>;
+
+/// Fields of Istio's API (istio/api networking/v1alpha3) that these types leave out because pilotfish does not
+/// translate them: `(type, field, what ignoring it means)`. Fields it reads but does not translate in full are
+/// declared above and checked by validation.
+const UNSUPPORTED_FIELDS: &[(&str, &str, &str)] = &[
+    ("HttpMatchRequest", "statPrefix", "per-route stats are not generated"),
+    ("HttpRedirect", "prefixRewrite", "the redirect keeps the whole path"),
+    ("HttpRetry", "retryIgnorePreviousHosts", "retries may go to the same host again"),
+    ("HttpRetry", "backoff", "Envoy's default retry backoff (25 ms base) applies"),
+    ("CorsPolicy", "unmatchedPreflights", "unmatched preflight requests are forwarded"),
+    ("FaultAbort", "http2Error", "this abort is ignored"),
+    ("DestinationRule", "workloadSelector", "the rule applies to every workload"),
+    ("TrafficPolicy", "tunnel", "no tunnel is set up"),
+    ("TrafficPolicy", "proxyProtocol", "no PROXY protocol header is sent"),
+    ("TrafficPolicy", "retryBudget", "no retry budget limits retries"),
+    ("LoadBalancerSettings", "localityLbSetting", "locality is not taken into account"),
+    ("LoadBalancerSettings", "zoneAwareLbSetting", "zones are not taken into account"),
+    ("LoadBalancerSettings", "warmupDurationSecs", "new endpoints get full traffic at once"),
+    ("LoadBalancerSettings", "warmup", "new endpoints get full traffic at once"),
+    ("HttpCookie", "attributes", "the cookie is set without them"),
+    ("TcpSettings", "tcpKeepalive", "Envoy's TCP keepalive defaults apply"),
+    ("TcpSettings", "maxConnectionDuration", "connections are not closed after a duration"),
+    ("TcpSettings", "idleTimeout", "Envoy's default idle timeout applies"),
+    ("HttpSettings", "h2UpgradePolicy", "HTTP/1.1 connections are not upgraded to HTTP/2"),
+    ("HttpSettings", "useClientProtocol", "the upstream protocol is not chosen by the client's"),
+    ("HttpSettings", "maxConcurrentStreams", "Envoy's default applies"),
+    ("HttpSettings", "http2KeepAlive", "no HTTP/2 keepalive pings are sent"),
+    ("OutlierDetection", "splitExternalLocalOriginErrors", "local-origin errors are not counted apart"),
+    ("OutlierDetection", "consecutiveLocalOriginFailures", "local-origin errors are not counted apart"),
+    ("OutlierDetection", "outlierDetectionHttpErrorCodes", "only 5xx responses count as errors"),
+    ("ClientTlsSettings", "caCrl", "no certificate revocation list is checked"),
+    ("Server", "defaultEndpoint", "traffic goes to the service, not to a default endpoint"),
+    ("ServerTls", "caCrl", "no certificate revocation list is checked"),
+    ("ServerTls", "credentialNames", "only credentialName is considered"),
+    ("ServerTls", "caCertCredentialName", "no separate CA credential is read"),
+    ("ServerTls", "tlsCertificates", "only credentialName is considered"),
+    ("ServerTls", "verifyCertificateSpki", "client certificates are not pinned"),
+    ("ServerTls", "verifyCertificateHash", "client certificates are not pinned"),
+    ("ServerTls", "minProtocolVersion", "Envoy's default TLS versions apply"),
+    ("ServerTls", "maxProtocolVersion", "Envoy's default TLS versions apply"),
+    ("ServerTls", "cipherSuites", "Envoy's default cipher suites apply"),
+    ("ServerTls", "insecureSkipVerify", "client certificates are verified as configured"),
+    ("WorkloadEntry", "serviceAccount", "pilotfish serves no workload identities yet"),
+];
+
+/// What ignoring `field` of the type `container` means, when it is one of Istio's fields pilotfish does not
+/// translate.
+pub fn unsupported_field(container: &str, field: &str) -> Option<String> {
+    UNSUPPORTED_FIELDS
+        .iter()
+        .find(|(c, f, _)| *c == container && *f == field)
+        .map(|(_, _, effect)| format!("not translated by pilotfish; ignored: {effect}"))
+}
 
 // === Gateway ===
 
@@ -449,8 +503,31 @@ mod tests {
     }
 
     #[test]
-    fn tolerates_unknown_fields() {
-        let gateway: Gateway = read("selector: {istio: ingressgateway}\nfutureField: 1\nservers: []\n");
-        assert_eq!(gateway.selector.get("istio").map(String::as_str), Some("ingressgateway"));
+    fn every_unsupported_field_belongs_to_a_type_that_does_not_declare_it() {
+        for (container, field, _) in UNSUPPORTED_FIELDS {
+            let value = serde_json::json!({ *field: null });
+            let unknown = match *container {
+                "HttpMatchRequest" => crate::input::fields::read::<HttpMatchRequest>(&value, "").map(|r| r.1),
+                "HttpRedirect" => crate::input::fields::read::<HttpRedirect>(&value, "").map(|r| r.1),
+                "HttpRetry" => crate::input::fields::read::<HttpRetry>(&value, "").map(|r| r.1),
+                "CorsPolicy" => crate::input::fields::read::<CorsPolicy>(&value, "").map(|r| r.1),
+                "FaultAbort" => crate::input::fields::read::<FaultAbort>(&value, "").map(|r| r.1),
+                "DestinationRule" => crate::input::fields::read::<DestinationRule>(&value, "").map(|r| r.1),
+                "TrafficPolicy" => crate::input::fields::read::<TrafficPolicy>(&value, "").map(|r| r.1),
+                "LoadBalancerSettings" => crate::input::fields::read::<LoadBalancerSettings>(&value, "").map(|r| r.1),
+                "HttpCookie" => crate::input::fields::read::<HttpCookie>(&value, "").map(|r| r.1),
+                "TcpSettings" => crate::input::fields::read::<TcpSettings>(&value, "").map(|r| r.1),
+                "HttpSettings" => crate::input::fields::read::<HttpSettings>(&value, "").map(|r| r.1),
+                "OutlierDetection" => crate::input::fields::read::<OutlierDetection>(&value, "").map(|r| r.1),
+                "ClientTlsSettings" => crate::input::fields::read::<ClientTlsSettings>(&value, "").map(|r| r.1),
+                "Server" => crate::input::fields::read::<Server>(&value, "").map(|r| r.1),
+                "ServerTls" => crate::input::fields::read::<ServerTls>(&value, "").map(|r| r.1),
+                "WorkloadEntry" => crate::input::fields::read::<WorkloadEntry>(&value, "").map(|r| r.1),
+                other => panic!("no such type {other}"),
+            }
+            .expect("reads");
+            assert_eq!(unknown.len(), 1, "{container}.{field}");
+            assert_eq!(unknown[0].container, *container, "the type's serde name");
+        }
     }
 }

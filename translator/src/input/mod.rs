@@ -1,20 +1,24 @@
 //! What translation reads: Istio objects and the service registry, gathered into one [`World`].
 //!
-//! [`read_yaml`] turns text (one or more YAML or JSON documents, as `kubectl get -o yaml` prints them, `List`s
-//! included) into typed objects plus diagnostics; [`World::new`] orders them deterministically and drops duplicates.
-//! Kinds translation does not use (Deployments, ServiceAccounts, …) are ignored, and so are raw Envoy resources
-//! (documents with `@type`), which the control plane serves as they are.
+//! [`read`] turns text (one or more YAML or JSON documents, as `kubectl get -o yaml` prints them, `List`s included)
+//! into typed objects, raw Envoy resources (documents with `@type`, which the control plane serves as they are) and
+//! diagnostics; [`World::new`] orders objects deterministically and drops duplicates. Kinds translation does not use
+//! are sorted out in [`kinds`].
 
+pub mod fields;
 pub mod istio;
+pub mod kinds;
 mod load;
 pub mod registry;
+pub mod yaml;
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
 pub use istio::Labels;
-pub use load::read_yaml;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+pub use load::{DEFAULT_NAMESPACE, EnvoyResource, IgnoredObject, Read, istio_input, read, read_yaml};
+pub use yaml::{Position, Positions};
 
 use crate::diagnostics::{Diagnostic, ObjectRef};
 
@@ -36,16 +40,69 @@ impl fmt::Display for Kind {
     }
 }
 
-/// Where an object was read: a file (or other named text) and the document's position in it, from 1.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+/// Where an object was read: a file (or other named text) and the line and column it starts at, with where its
+/// fields are, so a diagnostic about a field can name the field's line.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Source {
     pub file: String,
-    pub document: usize,
+    pub position: Position,
+    /// The positions of the document the object is in, and the object's path in it (`items[2]` in a List; empty
+    /// for a document that is the object).
+    fields: Option<(Arc<Positions>, String)>,
+}
+
+impl Source {
+    /// A place in a text, without field positions.
+    pub fn at(file: &str, position: Position) -> Source {
+        Source { file: file.to_owned(), position, fields: None }
+    }
+
+    /// The node at `path` of a document whose fields are at `positions`.
+    pub fn with_fields(file: &str, positions: Arc<Positions>, path: String) -> Source {
+        let position = positions.locate(&path).unwrap_or(Position { line: 1, column: 1 });
+        Source { file: file.to_owned(), position, fields: Some((positions, path)) }
+    }
+
+    /// The node at `path` below this one (`items[2]`).
+    pub fn item(&self, path: &str) -> Source {
+        match &self.fields {
+            Some((positions, base)) => Source::with_fields(&self.file, Arc::clone(positions), join(base, path)),
+            None => self.clone(),
+        }
+    }
+
+    /// Where `field` (a path inside this node, as diagnostics write it) is, or the closest enclosing node the text
+    /// has; this node itself for the empty path.
+    pub fn at_field(&self, field: &str) -> Source {
+        let Some((positions, base)) = &self.fields else { return self.clone() };
+        let position = positions.locate(&join(base, field)).or_else(|| positions.locate(base));
+        Source { position: position.unwrap_or(self.position), ..self.clone() }
+    }
+}
+
+fn join(base: &str, path: &str) -> String {
+    match (base.is_empty(), path.is_empty() || path.starts_with('[')) {
+        (true, _) => path.to_owned(),
+        (false, true) => format!("{base}{path}"),
+        (false, false) => format!("{base}.{path}"),
+    }
 }
 
 impl fmt::Display for Source {
+    /// `file.yaml:12:5`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}", self.file, self.document)
+        write!(f, "{}:{}", self.file, self.position)
+    }
+}
+
+impl serde::Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut source = serializer.serialize_struct("Source", 3)?;
+        source.serialize_field("file", &self.file)?;
+        source.serialize_field("line", &self.position.line)?;
+        source.serialize_field("column", &self.position.column)?;
+        source.end()
     }
 }
 
@@ -58,6 +115,27 @@ pub struct Meta {
     /// RFC 3339, as Kubernetes writes it; orders VirtualServices for one host ("oldest wins").
     pub creation_timestamp: Option<String>,
     pub source: Option<Source>,
+}
+
+impl Meta {
+    /// The metadata of a Kubernetes object; an object without a namespace is in `default`, as `kubectl apply` puts it.
+    pub fn from_kubernetes(metadata: &ObjectMeta, source: Option<Source>) -> Meta {
+        Meta {
+            name: metadata.name.clone().unwrap_or_default(),
+            namespace: metadata
+                .namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| load::DEFAULT_NAMESPACE.to_owned()),
+            labels: metadata.labels.clone().unwrap_or_default().into_iter().collect(),
+            creation_timestamp: metadata
+                .creation_timestamp
+                .as_ref()
+                .and_then(|t| serde_json::to_value(t).ok())
+                .and_then(|t| t.as_str().map(str::to_owned)),
+            source,
+        }
+    }
 }
 
 /// An object of kind `K` with its spec.
@@ -145,19 +223,36 @@ pub struct World {
 
 impl World {
     /// Gathers objects in any order into a world that is the same for the same objects. Of two objects with one
-    /// kind, namespace and name, the first is kept and the second reported.
+    /// kind, namespace and name, the older one is kept when both have a creation timestamp (Istio's rule), else the
+    /// first one handed over (sources hand files over in path order); the other is reported, with where the kept one
+    /// is.
     pub fn new(inputs: impl IntoIterator<Item = Input>) -> (World, Vec<Diagnostic>) {
-        let mut world = World::default();
-        let mut seen = BTreeSet::new();
+        let mut chosen: std::collections::BTreeMap<ObjectRef, Input> = std::collections::BTreeMap::new();
         let mut diagnostics = Vec::new();
         for input in inputs {
             let reference = input.reference();
-            if !seen.insert(reference.clone()) {
-                let source = input.meta().source.clone();
-                diagnostics
-                    .push(Diagnostic::error("defined twice; this definition is ignored").object(reference, source));
+            let Some(kept) = chosen.get(&reference) else {
+                chosen.insert(reference, input);
                 continue;
-            }
+            };
+            let older = match (&input.meta().creation_timestamp, &kept.meta().creation_timestamp) {
+                (Some(new), Some(old)) => new < old,
+                _ => false,
+            };
+            let (winner, loser) = if older { (input, kept.clone()) } else { (kept.clone(), input) };
+            let why = if older { "the older one" } else { "the first one read" };
+            let place = |input: &Input| input.meta().source.as_ref().map_or_else(String::new, |s| format!(" at {s}"));
+            diagnostics.push(
+                Diagnostic::error(format!(
+                    "defined twice: the definition{} is served ({why}), this one is ignored",
+                    place(&winner)
+                ))
+                .object(reference.clone(), loser.meta().source.clone()),
+            );
+            chosen.insert(reference, winner);
+        }
+        let mut world = World::default();
+        for input in chosen.into_values() {
             match input {
                 Input::Gateway(o) => world.gateways.push(o),
                 Input::VirtualService(o) => world.virtual_services.push(o),
@@ -183,6 +278,24 @@ impl World {
         by_name(&mut self.services);
         by_name(&mut self.endpoint_slices);
         by_name(&mut self.pods);
+    }
+
+    /// Every object, kind by kind.
+    pub fn inputs(&self) -> impl Iterator<Item = Input> + '_ {
+        let gateways = self.gateways.iter().cloned().map(Input::Gateway);
+        let virtual_services = self.virtual_services.iter().cloned().map(Input::VirtualService);
+        let destination_rules = self.destination_rules.iter().cloned().map(Input::DestinationRule);
+        let service_entries = self.service_entries.iter().cloned().map(Input::ServiceEntry);
+        let services = self.services.iter().cloned().map(Input::Service);
+        let endpoint_slices = self.endpoint_slices.iter().cloned().map(Input::EndpointSlice);
+        let pods = self.pods.iter().cloned().map(Input::Pod);
+        gateways
+            .chain(virtual_services)
+            .chain(destination_rules)
+            .chain(service_entries)
+            .chain(services)
+            .chain(endpoint_slices)
+            .chain(pods)
     }
 
     pub fn len(&self) -> usize {

@@ -40,6 +40,26 @@ struct BoundServer<'a> {
     server_port: u32,
 }
 
+/// Why a gateway proxy gets no listener: no Gateway's selector picks its labels. Names the proxy's labels and what
+/// each Gateway selects, so a typo on either side shows.
+fn unselected(model: &Model, class: &ProxyClass) -> Diagnostic {
+    let labels = |labels: &crate::input::Labels| {
+        let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{{{}}}", pairs.join(","))
+    };
+    let gateways: Vec<String> = model
+        .gateways
+        .iter()
+        .map(|g| format!("Gateway {}/{} selects {}", g.meta.namespace, g.meta.name, labels(&g.spec.selector)))
+        .collect();
+    Diagnostic::warning(format!(
+        "no Gateway selects this gateway proxy (labels {}, namespace {}), so it gets no listener: {}",
+        labels(&class.labels),
+        class.namespace,
+        gateways.join("; ")
+    ))
+}
+
 pub fn translate(
     model: &Model,
     class: &ProxyClass,
@@ -47,6 +67,10 @@ pub fn translate(
 ) -> (Vec<Listener>, Vec<RouteConfiguration>) {
     // Servers grouped by the listener (bind address and resolved port) they share.
     let mut listeners: BTreeMap<(String, u32), Vec<BoundServer<'_>>> = BTreeMap::new();
+    // No Gateway at all is a mesh without ingress; Gateways that all miss this proxy are usually a typo.
+    if !model.gateways.is_empty() && !model.gateways.iter().any(|g| selects(g, class)) {
+        diagnostics.push(unselected(model, class));
+    }
     for gateway in model.gateways.iter().filter(|g| selects(g, class)) {
         for (index, server) in gateway.spec.servers.iter().enumerate() {
             let Some(port) = &server.port else { continue };

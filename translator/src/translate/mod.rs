@@ -19,7 +19,7 @@ mod mesh;
 mod route;
 mod sidecar;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use api_protos::Any;
@@ -33,8 +33,8 @@ pub use listener::listener_name;
 pub use route::gateway_name;
 
 use crate::analyze;
-use crate::diagnostics::{Diagnostic, sorted};
-use crate::input::{World, same_objects};
+use crate::diagnostics::{Diagnostic, ObjectRef, Severity, sorted};
+use crate::input::{Input, World, same_objects};
 use crate::model::{Model, Resolution, Service};
 use crate::proxy::{ProxyClass, Role};
 use crate::validate::Checks;
@@ -98,12 +98,84 @@ impl Translator {
         }
     }
 
+    /// The Translator of `inputs` as a source hands them over: duplicates are reported (the first definition counts),
+    /// and an object that is invalid now, or that did not read at all (`unreadable`), is served at its version in
+    /// `last_valid` when it has one, with its errors and a note saying so. `last_valid` is then brought up to date:
+    /// valid objects become their own last valid version, objects gone from the inputs are forgotten. Built from
+    /// `previous` (the one serving now) as [`Translator::update`] is; every object is validated once.
+    pub fn prepare(
+        previous: Option<&Translator>,
+        inputs: Vec<Input>,
+        unreadable: &[ObjectRef],
+        last_valid: &mut LastValid,
+    ) -> Translator {
+        let (world, mut extra) = World::new(inputs.iter().cloned());
+        let checks = Checks::new(&world, previous.map(|p| (&p.world, &p.checks)));
+        let invalid = checks.invalid(&world);
+        let stale: BTreeSet<&ObjectRef> =
+            invalid.iter().chain(unreadable).filter(|reference| last_valid.0.contains_key(*reference)).collect();
+        let (world, checks) = if stale.is_empty() {
+            (world, checks)
+        } else {
+            for reference in &stale {
+                // The errors of the version that does not count stay visible: they are why the last one is served.
+                extra.extend(checks.diagnostics().filter(|d| d.object.as_ref() == Some(*reference)).cloned());
+                let kept = &last_valid.0[*reference];
+                extra.push(
+                    Diagnostic::warning(
+                        "is invalid now: serving its last valid version until it is fixed (the errors above say why)",
+                    )
+                    .object((*reference).clone(), kept.meta().source.clone()),
+                );
+            }
+            let replaced = inputs
+                .into_iter()
+                .filter(|input| !stale.contains(&input.reference()))
+                .chain(stale.iter().map(|reference| last_valid.0[*reference].clone()));
+            let (world_kept, _) = World::new(replaced);
+            let checks_kept = Checks::new(&world_kept, Some((&world, &checks)));
+            (world_kept, checks_kept)
+        };
+        last_valid.remember(&world, &checks, unreadable);
+        let model = match previous {
+            None => Model::checked(&world, &checks),
+            Some(previous) => match previous.model.updated(&previous.world, &previous.checks, &world, &checks) {
+                Some(model) => {
+                    let mut translator = Translator::assemble(&world, checks, model, Some(previous.analysis.clone()));
+                    translator.add_diagnostics(extra);
+                    return translator;
+                }
+                None => previous.model.rebuilt(&previous.world, &world, &checks),
+            },
+        };
+        let mut translator = Translator::assemble(&world, checks, model, None);
+        translator.add_diagnostics(extra);
+        translator
+    }
+
+    fn add_diagnostics(&mut self, extra: Vec<Diagnostic>) {
+        if !extra.is_empty() {
+            self.diagnostics.extend(extra);
+            self.diagnostics = sorted(std::mem::take(&mut self.diagnostics));
+        }
+    }
+
+    /// Whether any diagnostic of this World (not of one class) is an error: something written is not served.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+    }
+
     fn assemble(world: &World, checks: Checks, model: Model, analysis: Option<Vec<Diagnostic>>) -> Translator {
         let analysis = analysis.unwrap_or_else(|| analyze::analyze(&model));
         let mut diagnostics: Vec<Diagnostic> = checks.diagnostics().cloned().collect();
         diagnostics.extend(model.diagnostics.iter().cloned());
         diagnostics.extend(analysis.iter().cloned());
         Translator { world: world.clone(), checks, model, analysis, diagnostics: sorted(diagnostics) }
+    }
+
+    /// The World this translates (with the last valid version of objects that are invalid now).
+    pub fn world(&self) -> &World {
+        &self.world
     }
 
     pub fn model(&self) -> &Model {
@@ -191,6 +263,33 @@ impl Translator {
         clusters.sort_by_cached_key(|c| c.name.clone());
         endpoints.sort_by_cached_key(|e| e.cluster_name.clone());
         Translation { listeners, routes, clusters, endpoints, diagnostics: sorted(diagnostics) }
+    }
+}
+
+/// The last valid version of every object a source handed over, so an edit that makes one invalid does not take it
+/// away (see [`Translator::prepare`]).
+#[derive(Clone, Debug, Default)]
+pub struct LastValid(BTreeMap<ObjectRef, Input>);
+
+impl LastValid {
+    /// Records the valid objects of `world` (checked by `checks`), and forgets objects that are neither in it nor
+    /// `unreadable` (gone from the input).
+    fn remember(&mut self, world: &World, checks: &Checks, unreadable: &[ObjectRef]) {
+        let invalid = checks.invalid(world);
+        let mut present = BTreeSet::new();
+        for input in world.inputs() {
+            let reference = input.reference();
+            if !invalid.contains(&reference) && !self.0.get(&reference).is_some_and(|kept| kept.same(&input)) {
+                self.0.insert(reference.clone(), input);
+            }
+            present.insert(reference);
+        }
+        self.0.retain(|reference, _| present.contains(reference) || unreadable.contains(reference));
+    }
+
+    /// The last valid version of `reference`.
+    pub fn get(&self, reference: &ObjectRef) -> Option<&Input> {
+        self.0.get(reference)
     }
 }
 

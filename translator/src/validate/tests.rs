@@ -117,11 +117,11 @@ fn diagnostics_name_the_object_its_source_and_the_field() {
         (Kind::VirtualService, "default", "test")
     );
     let source = diagnostic.source.as_ref().expect("source");
-    assert_eq!((source.file.as_str(), source.document), ("test.yaml", 1));
+    assert_eq!(source.file.as_str(), "test.yaml");
     assert_eq!(
         diagnostic.to_string(),
         "error[IST0106] VirtualService default/test spec.http[0].route[0].weight: weight must be 0 or more, got -5 (at \
-         test.yaml#1)"
+         test.yaml:9:7)"
     );
 }
 
@@ -1425,48 +1425,4 @@ fn domain_names_follow_istio_rules() {
     assert!(check_wildcard_domain("10.0.0.1").is_err(), "a numeric top-level label is an IP, not a name");
     assert!(check_wildcard_domain(&"a".repeat(64)).is_err());
     assert!(check_fqdn("*.example.com").is_err());
-}
-
-// === The Bookinfo corpus ===
-
-#[test]
-fn the_bookinfo_corpus_validates_without_errors() {
-    let corpus = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/istio-bookinfo");
-    let Ok(entries) = std::fs::read_dir(&corpus) else {
-        panic!("the corpus is expected at {}", corpus.display());
-    };
-    let mut files = 0;
-    for entry in entries {
-        let path = entry.expect("entry").path();
-        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
-            continue;
-        }
-        files += 1;
-        let name = path.file_name().and_then(|n| n.to_str()).expect("file name").to_owned();
-        let text = std::fs::read_to_string(&path).expect("read");
-        let validation = run(&text);
-        no_errors(&validation);
-        if name == "destination-rule-all-mtls.yaml" {
-            let warnings: Vec<_> = validation
-                .diagnostics
-                .iter()
-                .filter(|d| d.field == "spec.trafficPolicy.tls.mode" && d.message.contains("ISTIO_MUTUAL"))
-                .collect();
-            assert_eq!(warnings.len(), 4, "one ISTIO_MUTUAL warning per DestinationRule:\n{}", listing(&validation));
-            assert_eq!(validation.diagnostics.len(), 4, "{}", listing(&validation));
-        } else {
-            // The fault samples use the deprecated `percent`, and fault-injection-details-v1 has a route after a
-            // catch-all (istioctl flags both too); nothing else is worth a word.
-            let unexpected: Vec<_> = validation
-                .diagnostics
-                .iter()
-                .filter(|d| d.code != Some("IST0002") && d.code != Some("IST0130"))
-                .collect();
-            assert!(unexpected.is_empty(), "{name}:\n{}", listing(&validation));
-        }
-        if name == "certmanager-gateway.yaml" {
-            clean(&validation);
-        }
-    }
-    assert!(files >= 10, "read {files} files");
 }

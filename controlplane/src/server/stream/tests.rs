@@ -120,7 +120,7 @@ impl FakeProxy {
     }
 
     fn status(&self, kind: ResourceType) -> &'static str {
-        self.state.sync()[kind.index()].status()
+        self.state.sync()[kind.index()].status().as_str()
     }
 }
 
@@ -143,6 +143,22 @@ fn none(responses: Vec<Response>) {
 }
 
 /// Brings a SotW proxy to a fully ACKed state, in the order Envoy asks: clusters, their endpoints, listeners, routes.
+#[test]
+fn a_sotw_proxy_whose_route_table_went_away_with_its_listener_is_synced() {
+    // The only Gateway is deleted: no listener, no route table. SotW has no way to remove the route table, and
+    // Envoy keeps its RDS subscription; it runs everything the latest configuration has.
+    let mut proxy = synced_sotw(world(&[("a", 100)], 9000), &["a"]);
+    let mut builder = SnapshotBuilder::default();
+    builder.add_message(&eds_cluster("a")).expect("cluster");
+    builder.add_message(&load_assignment("a", &[addr(9000)])).expect("endpoints");
+    let lds = one(proxy.snapshot(Arc::new(builder.build())), Listener);
+    assert!(lds.resources.is_empty());
+    none(proxy.ack(&lds, &[]));
+    for kind in ResourceType::ALL {
+        assert_eq!(proxy.status(kind), "SYNCED", "{kind}");
+    }
+}
+
 fn synced_sotw(snapshot: Arc<Snapshot>, clusters: &[&str]) -> FakeProxy {
     let mut proxy = FakeProxy::new(Protocol::Sotw, snapshot);
     let cds = one(proxy.subscribe(Cluster, &[]), Cluster);
@@ -400,7 +416,7 @@ fn delta_reconnect_sends_only_what_differs() {
     // The server restarted; meanwhile v2's endpoints moved.
     let mut proxy = FakeProxy::new(Protocol::Delta, world(&[("v1", 50), ("v2", 50)], 9000));
     proxy.state.snapshot = world(&[("v1", 50), ("v2", 50)], 9000);
-    let initial = |set: &[(String, String)]| -> HashMap<String, String> { set.iter().cloned().collect() };
+    let initial = |set: &[(String, String)]| -> BTreeMap<String, String> { set.iter().cloned().collect() };
     let cds =
         one(proxy.request(Cluster, Request { initial_versions: initial(&clusters), ..Default::default() }), Cluster);
     assert!(cds.resources.is_empty() && cds.removed.is_empty(), "first wildcard answer, nothing new: {cds:?}");

@@ -1,7 +1,19 @@
-use k8s_openapi::api::core::v1::{Pod as K8sPod, PodCondition, PodStatus};
-use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use std::time::Duration;
 
+use k8s_openapi::api::core::v1::{Pod as K8sPod, PodCondition, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use translator::{Input, Kind};
+
+use super::discovery::preferred;
+use super::store::{Key, KindStore, Slot, Store};
+use super::watch::{Failure, RetryBackoff, classify};
 use super::*;
+use crate::crds::{GROUP, VERSIONS};
+use crate::pipeline::SourceDetail;
 
 fn object_meta(namespace: &str, name: &str) -> ObjectMeta {
     ObjectMeta { name: Some(name.to_owned()), namespace: Some(namespace.to_owned()), ..ObjectMeta::default() }
@@ -17,11 +29,15 @@ fn virtual_service(name: &str, spec: Value) -> DynamicObject {
     object
 }
 
-fn pod(ready: bool, labels: &[(&str, &str)]) -> Input {
-    let k8s = K8sPod {
+fn pod(ready: bool, labels: &[(&str, &str)]) -> Slot {
+    pod_named("reviews-1", ready, labels)
+}
+
+fn pod_named(name: &str, ready: bool, labels: &[(&str, &str)]) -> Slot {
+    convert::pod(K8sPod {
         metadata: ObjectMeta {
             labels: Some(labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()),
-            ..object_meta("default", "reviews-1")
+            ..object_meta("default", name)
         },
         status: Some(PodStatus {
             pod_ip: Some("10.0.0.7".to_owned()),
@@ -34,12 +50,22 @@ fn pod(ready: bool, labels: &[(&str, &str)]) -> Input {
             ..PodStatus::default()
         }),
         ..K8sPod::default()
-    };
-    Input::Pod(Arc::new(Object { meta: meta(&k8s.metadata), spec: Pod::from_k8s(k8s) }))
+    })
 }
 
 fn key_of(name: &str) -> Key {
     ("default".to_owned(), name.to_owned())
+}
+
+/// The names of the units set (`+name`) and removed (`-name`).
+fn names(units: &store::Units) -> Vec<String> {
+    units
+        .iter()
+        .map(|(key, read)| {
+            let name = format!("{key:?}").rsplit('/').next().unwrap_or_default().trim_end_matches("\")").to_owned();
+            format!("{}{name}", if read.is_some() { "+" } else { "-" })
+        })
+        .collect()
 }
 
 #[test]
@@ -48,8 +74,8 @@ fn istio_objects_read_at_any_served_version_without_a_file_source() {
         let resource = virtual_service_resource(version);
         let mut object = DynamicObject::new("reviews", &resource).within("bookinfo");
         object.data = json!({ "spec": { "hosts": ["reviews"], "http": [{ "route": [{ "destination": { "host": "reviews" } }] }] } });
-        let input = istio_input(&resource, object).expect("reads");
-        let Input::VirtualService(vs) = input else { panic!("not a VirtualService: {input:?}") };
+        let slot = convert::istio(Kind::VirtualService, object);
+        let Some(Input::VirtualService(vs)) = slot.input else { panic!("not a VirtualService: {slot:?}") };
         assert_eq!(vs.meta.namespace, "bookinfo");
         assert_eq!(vs.meta.source, None);
         assert_eq!(vs.spec.hosts, ["reviews"]);
@@ -57,73 +83,69 @@ fn istio_objects_read_at_any_served_version_without_a_file_source() {
 }
 
 #[test]
-fn an_istio_object_that_does_not_read_says_why() {
-    let resource = virtual_service_resource("v1");
-    let problem = istio_input(&resource, virtual_service("reviews", json!({ "hosts": "not-a-list" })))
-        .expect_err("hosts must be a list");
-    assert!(problem.contains("VirtualService default/reviews"), "{problem}");
+fn an_istio_object_that_does_not_read_says_why_and_names_itself() {
+    let slot = convert::istio(Kind::VirtualService, virtual_service("reviews", json!({ "hosts": "not-a-list" })));
+    assert_eq!(slot.input, None);
+    assert_eq!(slot.reference.name, "reviews");
+    let problem = slot.diagnostics[0].to_string();
+    assert!(problem.contains("VirtualService default/reviews spec.hosts"), "{problem}");
     assert!(!problem.contains("(at "), "objects from the cluster have no file: {problem}");
+    let typo = convert::istio(Kind::VirtualService, virtual_service("reviews", json!({ "host": ["reviews"] })));
+    assert!(typo.diagnostics[0].message.contains("did you mean hosts?"), "{:?}", typo.diagnostics);
 }
 
 #[test]
 fn a_pod_keeps_only_what_translation_reads() {
-    let Input::Pod(pod) = pod(true, &[("app", "reviews"), ("version", "v1")]) else { unreachable!() };
+    let Some(Input::Pod(pod)) = pod(true, &[("app", "reviews"), ("version", "v1")]).input else { unreachable!() };
     assert_eq!(pod.meta.labels.get("version").map(String::as_str), Some("v1"));
     assert_eq!(pod.spec.ip.as_deref(), Some("10.0.0.7"));
     assert!(pod.spec.ready);
 }
 
 #[test]
-fn a_relist_replaces_the_kind_as_a_whole_and_drops_what_is_gone() {
+fn a_relist_replaces_the_kind_as_a_whole_and_hands_over_only_what_changed() {
     let mut store = KindStore::default();
     store.begin_list();
-    store.apply(key_of("a"), Ok(pod(true, &[])));
-    store.apply(key_of("b"), Ok(pod(true, &[])));
-    assert!(store.objects.is_empty(), "a list in progress is not served");
-    store.end_list();
-    assert_eq!(store.objects.len(), 2);
+    assert!(store.apply(key_of("a"), pod_named("a", true, &[])).is_empty(), "a list in progress is not handed over");
+    store.apply(key_of("b"), pod_named("b", true, &[]));
+    assert!(store.objects.is_empty());
+    assert_eq!(names(&store.end_list()), ["+a", "+b"]);
     assert_eq!(store.lists, 1);
 
-    // The watch expired; meanwhile `a` was deleted and `c` created.
+    // The watch expired; meanwhile `a` was deleted, `b` is as it was and `c` was created.
     store.begin_list();
-    store.apply(key_of("b"), Ok(pod(true, &[])));
-    store.apply(key_of("c"), Ok(pod(true, &[])));
-    assert_eq!(store.objects.len(), 2, "the old list is served until the new one is complete");
-    store.end_list();
-    let names: Vec<&str> = store.objects.keys().map(|(_, name)| name.as_str()).collect();
-    assert_eq!(names, ["b", "c"]);
+    store.apply(key_of("b"), pod_named("b", true, &[]));
+    store.apply(key_of("c"), pod_named("c", true, &[]));
+    assert_eq!(store.objects.len(), 2, "the old list is kept until the new one is complete");
+    assert_eq!(names(&store.end_list()), ["+c", "-a"]);
+    let listed: Vec<&str> = store.objects.keys().map(|(_, name)| name.as_str()).collect();
+    assert_eq!(listed, ["b", "c"]);
     assert_eq!(store.lists, 2);
 }
 
 #[test]
-fn only_changes_translation_reads_count_as_changes() {
+fn only_changes_translation_reads_are_handed_over() {
     let mut store = KindStore::default();
     store.begin_list();
     store.end_list();
-    assert!(store.apply(key_of("a"), Ok(pod(true, &[("version", "v1")]))));
-    assert!(!store.apply(key_of("a"), Ok(pod(true, &[("version", "v1")]))), "same slim pod: no change");
-    assert!(store.apply(key_of("a"), Ok(pod(false, &[("version", "v1")]))), "readiness changed");
-    assert!(store.apply(key_of("a"), Ok(pod(false, &[("version", "v2")]))), "labels changed");
-    assert!(store.delete(&key_of("a")));
-    assert!(!store.delete(&key_of("a")));
+    assert_eq!(store.apply(key_of("a"), pod(true, &[("version", "v1")])).len(), 1);
+    assert!(store.apply(key_of("a"), pod(true, &[("version", "v1")])).is_empty(), "same slim pod: no change");
+    assert_eq!(store.apply(key_of("a"), pod(false, &[("version", "v1")])).len(), 1, "readiness changed");
+    assert_eq!(store.apply(key_of("a"), pod(false, &[("version", "v2")])).len(), 1, "labels changed");
+    assert_eq!(names(&store.delete(&key_of("a"))), ["-reviews-1"]);
+    assert!(store.delete(&key_of("a")).is_empty());
 }
 
 #[test]
-fn a_version_that_does_not_read_keeps_the_last_good_one() {
+fn an_object_that_does_not_read_is_handed_over_by_name_for_its_last_valid_version_to_stand_in() {
     let mut store = KindStore::default();
-    store.begin_list();
-    store.end_list();
-    store.apply(key_of("a"), Ok(pod(true, &[])));
-    assert!(store.apply(key_of("a"), Err("spec.hosts: invalid type".to_owned())));
-    let slot = &store.objects[&key_of("a")];
-    assert_eq!(slot.input, Some(pod(true, &[])));
-    assert!(slot.problem.as_deref().is_some_and(|p| p.contains("last good version")), "{slot:?}");
-    // Fixed: the problem goes.
-    assert!(store.apply(key_of("a"), Ok(pod(false, &[]))));
-    assert_eq!(store.objects[&key_of("a")].problem, None);
-    // A new object that never read is a problem, not an input.
-    store.apply(key_of("b"), Err("broken".to_owned()));
-    assert_eq!(store.objects[&key_of("b")].input, None);
+    store.apply(key_of("vs"), convert::istio(Kind::VirtualService, virtual_service("vs", json!({ "hosts": ["a"] }))));
+    let units =
+        store.apply(key_of("vs"), convert::istio(Kind::VirtualService, virtual_service("vs", json!({ "hosts": 1 }))));
+    let read = units[0].1.as_ref().expect("set");
+    assert!(read.inputs.is_empty());
+    assert_eq!(read.unreadable[0].name, "vs");
+    assert_eq!(read.diagnostics.len(), 1);
 }
 
 #[test]
@@ -143,11 +165,12 @@ fn ready_once_every_kind_is_listed_or_known_missing() {
     assert!(store.ready());
     let problems = store.problems();
     assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(problems[0].contains("serviceentries.networking.istio.io is not installed"), "{problems:?}");
-    let view = store.view();
-    assert_eq!(view["ServiceEntry"]["installed"], false);
-    assert_eq!(view["DestinationRule"]["apiVersion"], "networking.istio.io/v1");
-    assert_eq!(view["Pod"]["apiVersion"], "v1");
+    assert!(problems[0].message.contains("serviceentries.networking.istio.io is not installed"), "{problems:?}");
+    let status = store.status(None);
+    let SourceDetail::Kubernetes { kinds, .. } = status.detail else { panic!("{:?}", status.detail) };
+    assert!(!kinds["ServiceEntry"].installed);
+    assert_eq!(kinds["DestinationRule"].api_version.as_deref(), Some("networking.istio.io/v1"));
+    assert_eq!(kinds["Pod"].api_version.as_deref(), Some("v1"));
 }
 
 #[test]
@@ -156,9 +179,9 @@ fn a_forgotten_kind_drops_its_objects_and_waits_for_its_crd() {
     let gateways = store.kind(Kind::Gateway);
     gateways.set_installed(Some("networking.istio.io/v1".to_owned()));
     gateways.begin_list();
-    gateways.apply(key_of("gw"), Ok(pod(true, &[])));
+    gateways.apply(key_of("gw"), pod(true, &[]));
     gateways.end_list();
-    gateways.forget();
+    assert_eq!(names(&gateways.forget()), ["-reviews-1"]);
     assert!(gateways.objects.is_empty());
     assert_eq!(gateways.installed, Some(None));
 }
@@ -206,14 +229,16 @@ fn expiry_is_told_apart_from_other_failures() {
 }
 
 #[test]
-fn an_unchanged_object_stays_the_same_shared_object() {
+fn an_unchanged_object_stays_the_same_shared_object_through_a_relist() {
     let mut store = KindStore::default();
-    store.apply(key_of("a"), Ok(pod(true, &[("app", "web")])));
+    store.apply(key_of("a"), pod(true, &[("app", "web")]));
     let stored = |store: &KindStore| store.objects[&key_of("a")].input.clone().expect("stored");
     let first = stored(&store);
     // A relist, or an update of something translation does not read: an equal object arrives.
-    assert!(!store.apply(key_of("a"), Ok(pod(true, &[("app", "web")]))));
+    store.begin_list();
+    store.apply(key_of("a"), pod(true, &[("app", "web")]));
+    assert!(store.end_list().is_empty());
     assert!(stored(&store).same(&first), "kept the object translation already knows");
-    assert!(store.apply(key_of("a"), Ok(pod(false, &[("app", "web")]))));
+    assert_eq!(store.apply(key_of("a"), pod(false, &[("app", "web")])).len(), 1);
     assert!(!stored(&store).same(&first));
 }

@@ -132,6 +132,15 @@ pub fn inject(input: &str, options: &InjectOptions) -> Result<Injected, InjectEr
     Ok(Injected { yaml, notes: injector.notes })
 }
 
+/// Injects the sidecar into one object that is already parsed (a Pod, or a workload with a pod template), exactly
+/// as [`inject`] does for each document; `place` names it in messages. Returns the notes: what was left alone and
+/// why. The admission webhook calls this, so automatic and manual injection add the same sidecar.
+pub fn inject_object(object: &mut Value, place: &str, options: &InjectOptions) -> Result<Vec<String>, InjectError> {
+    let mut injector = Injector { options, notes: Vec::new(), workloads: 0 };
+    injector.object(object, place)?;
+    Ok(injector.notes)
+}
+
 struct Injector<'o> {
     options: &'o InjectOptions,
     notes: Vec<String>,

@@ -20,7 +20,7 @@ use api_protos::pb::envoy::config::core::v3::{Metadata, address, data_source, so
 use api_protos::pb::envoy::config::endpoint::v3::{ClusterLoadAssignment, lb_endpoint};
 use api_protos::pb::envoy::config::listener::v3::{Listener, filter};
 use api_protos::pb::envoy::config::route::v3::{
-    HeaderMatcher, QueryParameterMatcher, Route, RouteConfiguration, VirtualHost, header_matcher,
+    HeaderMatcher, QueryParameterMatcher, Route, RouteAction, RouteConfiguration, VirtualHost, header_matcher,
     query_parameter_matcher, route, route_action, route_match,
 };
 use api_protos::pb::envoy::extensions::filters::common::fault::v3::fault_delay;
@@ -111,6 +111,17 @@ pub enum Outcome {
     NoListener,
 }
 
+impl Outcome {
+    /// Whether the client gets no answer from an upstream: no listener, or Envoy answers 4xx or 5xx itself.
+    pub fn fails(&self) -> bool {
+        match self {
+            Outcome::Clusters(_) => false,
+            Outcome::Status(status) => *status >= 400,
+            Outcome::NoListener => true,
+        }
+    }
+}
+
 /// The walk: each step as a line, and where the request ends.
 #[derive(Clone, Debug)]
 pub struct Explanation {
@@ -131,228 +142,286 @@ impl Explanation {
 /// Walks `request` through `snapshot`. `port_map` translates a Service port to the listener's port (a gateway's
 /// Service maps 80 → 8080), when the caller knows one.
 pub fn explain(snapshot: &Snapshot, request: &Request, port_map: &[(u16, u16, String)]) -> Explanation {
-    let mut steps = Vec::new();
-    let mut port = request.port;
-    let listeners = decoded::<Listener>(snapshot, ResourceType::Listener);
-    // The virtual outbound listener of a captured sidecar is where connections arrive, not where they end.
-    let capture = listeners.iter().find(|l| l.use_original_dst.as_ref().is_some_and(|b| b.value));
-    let on_port = |port: u16| {
-        listeners
-            .iter()
-            .filter(move |l| {
-                listener_port(l) == Some(u32::from(port)) && !l.use_original_dst.as_ref().is_some_and(|b| b.value)
-            })
-            .collect::<Vec<_>>()
-    };
-    let mut candidates = on_port(port);
-    if candidates.is_empty()
-        && let Some((from, to, service)) = port_map.iter().find(|(from, _, _)| *from == request.port)
-    {
-        steps.push(format!("port {from} is port {to} of the proxy's workload (Service {service} maps it)"));
-        port = *to;
-        candidates = on_port(port);
+    let mut walk = Walk { snapshot, request, steps: Vec::new() };
+    let outcome = walk.run(port_map).unwrap_or_else(|stop| stop);
+    Explanation { steps: walk.steps, outcome }
+}
+
+/// One request's way through a snapshot: each stage adds its steps, and one that ends the walk returns where the
+/// request ends as its error.
+struct Walk<'a> {
+    snapshot: &'a Snapshot,
+    request: &'a Request,
+    steps: Vec<String>,
+}
+
+impl Walk<'_> {
+    fn run(&mut self, port_map: &[(u16, u16, String)]) -> Result<Outcome, Outcome> {
+        let (listener, port) = self.listener(port_map)?;
+        let routes = self.route_table(&listener)?;
+        let route = self.route(&routes)?;
+        self.faults(&route)?;
+        let action = self.action(&route)?;
+        Ok(self.forward(&action, port))
     }
-    if let Some(capture) = capture {
-        steps.push(format!(
-            "captured: iptables redirects the connection to listener {:?}, which hands it to the listener for its \
-             original destination (use_original_dst)",
-            capture.name
-        ));
-        if candidates.is_empty() {
-            return passed_through(snapshot, capture, steps, port);
+
+    /// The listener the connection reaches (through capture, or a Service's port mapping), and its port.
+    fn listener(&mut self, port_map: &[(u16, u16, String)]) -> Result<(Listener, u16), Outcome> {
+        let mut port = self.request.port;
+        let listeners = decoded::<Listener>(self.snapshot, ResourceType::Listener);
+        // The virtual outbound listener of a captured sidecar is where connections arrive, not where they end.
+        let capture = listeners.iter().find(|l| l.use_original_dst.as_ref().is_some_and(|b| b.value));
+        let on_port = |port: u16| {
+            listeners
+                .iter()
+                .filter(move |l| {
+                    listener_port(l) == Some(u32::from(port)) && !l.use_original_dst.as_ref().is_some_and(|b| b.value)
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut candidates = on_port(port);
+        if candidates.is_empty()
+            && let Some((from, to, service)) = port_map.iter().find(|(from, _, _)| *from == self.request.port)
+        {
+            self.steps.push(format!("port {from} is port {to} of the proxy's workload (Service {service} maps it)"));
+            port = *to;
+            candidates = on_port(port);
         }
-    }
-    let Some(listener) = candidates.first() else {
-        let ports: Vec<String> = listeners.iter().filter_map(listener_port).map(|p| p.to_string()).collect();
-        steps.push(format!(
-            "✗ no listener on port {port}: the connection is refused (listeners on: {})",
-            if ports.is_empty() { "none".to_owned() } else { ports.join(", ") }
-        ));
-        return Explanation { steps, outcome: Outcome::NoListener };
-    };
-    let binds = if listener.bind_to_port.as_ref().is_some_and(|b| !b.value) { " (does not bind)" } else { "" };
-    steps.push(format!("listener {:?} on port {port}{binds}", listener.name));
-    let Some((chain_index, manager)) = http_manager(listener) else {
-        steps.push("✗ the listener has no HTTP connection manager: not an HTTP listener".to_owned());
-        return Explanation { steps, outcome: Outcome::NoListener };
-    };
-    steps
-        .push(format!("  filter chain {chain_index}: HTTP connection manager (stat prefix {:?})", manager.stat_prefix));
-    let routes = match &manager.route_specifier {
-        Some(http_connection_manager::RouteSpecifier::Rds(rds)) => {
-            steps.push(format!("  routes from RDS {:?}", rds.route_config_name));
-            decoded::<RouteConfiguration>(snapshot, ResourceType::Route)
-                .into_iter()
-                .find(|r| r.name == rds.route_config_name)
-        }
-        Some(http_connection_manager::RouteSpecifier::RouteConfig(inline)) => {
-            steps.push("  routes inline in the listener".to_owned());
-            Some(inline.clone())
-        }
-        _ => None,
-    };
-    let Some(routes) = routes else {
-        steps.push("✗ the route table does not exist: Envoy keeps the listener warming and does not serve".to_owned());
-        return Explanation { steps, outcome: Outcome::NoListener };
-    };
-    let host = if routes.ignore_port_in_host_matching {
-        request.host.clone()
-    } else {
-        request.header(":authority").unwrap_or_default()
-    };
-    let Some(virtual_host) = select_virtual_host(&routes.virtual_hosts, &host) else {
-        steps.push(format!("✗ no virtual host matches host {host:?}: Envoy answers 404"));
-        return Explanation { steps, outcome: Outcome::Status(404) };
-    };
-    steps.push(format!(
-        "virtual host {:?} (domains {:?}) matches host {host:?}",
-        virtual_host.name, virtual_host.domains
-    ));
-    if virtual_host.routes.is_empty() {
-        steps.push("✗ the virtual host has no routes: Envoy answers 404".to_owned());
-        return Explanation { steps, outcome: Outcome::Status(404) };
-    }
-    let mut chosen = None;
-    for (index, route) in virtual_host.routes.iter().enumerate() {
-        let label = route_label(index, route);
-        match route_mismatch(route, request) {
-            Some(reason) => steps.push(format!("  {label}: skipped, {reason}")),
-            None => {
-                steps.push(format!("  {label}: matches{}", origin(route.metadata.as_ref())));
-                chosen = Some(route);
-                break;
+        if let Some(capture) = capture {
+            self.steps.push(format!(
+                "captured: iptables redirects the connection to listener {:?}, which hands it to the listener for \
+                 its original destination (use_original_dst)",
+                capture.name
+            ));
+            if candidates.is_empty() {
+                let passed = passed_through(self.snapshot, capture, std::mem::take(&mut self.steps), port);
+                self.steps = passed.steps;
+                return Err(passed.outcome);
             }
         }
+        let Some(listener) = candidates.first() else {
+            let ports: Vec<String> = listeners.iter().filter_map(listener_port).map(|p| p.to_string()).collect();
+            self.steps.push(format!(
+                "✗ no listener on port {port}: the connection is refused (listeners on: {})",
+                if ports.is_empty() { "none".to_owned() } else { ports.join(", ") }
+            ));
+            return Err(Outcome::NoListener);
+        };
+        let binds = if listener.bind_to_port.as_ref().is_some_and(|b| !b.value) { " (does not bind)" } else { "" };
+        self.steps.push(format!("listener {:?} on port {port}{binds}", listener.name));
+        Ok(((*listener).clone(), port))
     }
-    let Some(route) = chosen else {
-        steps.push("✗ no route matches: Envoy answers 404".to_owned());
-        return Explanation { steps, outcome: Outcome::Status(404) };
-    };
-    if let Some(fault) =
-        route.typed_per_filter_config.get("envoy.filters.http.fault").and_then(|a| any::unpack::<HttpFault>(a).ok())
-    {
+
+    /// The route table the listener's HTTP connection manager uses.
+    fn route_table(&mut self, listener: &Listener) -> Result<RouteConfiguration, Outcome> {
+        let Some((chain_index, manager)) = http_manager(listener) else {
+            self.steps.push("✗ the listener has no HTTP connection manager: not an HTTP listener".to_owned());
+            return Err(Outcome::NoListener);
+        };
+        self.steps.push(format!(
+            "  filter chain {chain_index}: HTTP connection manager (stat prefix {:?})",
+            manager.stat_prefix
+        ));
+        let routes = match &manager.route_specifier {
+            Some(http_connection_manager::RouteSpecifier::Rds(rds)) => {
+                self.steps.push(format!("  routes from RDS {:?}", rds.route_config_name));
+                decoded::<RouteConfiguration>(self.snapshot, ResourceType::Route)
+                    .into_iter()
+                    .find(|r| r.name == rds.route_config_name)
+            }
+            Some(http_connection_manager::RouteSpecifier::RouteConfig(inline)) => {
+                self.steps.push("  routes inline in the listener".to_owned());
+                Some(inline.clone())
+            }
+            _ => None,
+        };
+        routes.ok_or_else(|| {
+            self.steps.push(
+                "✗ the route table does not exist: Envoy keeps the listener warming and does not serve".to_owned(),
+            );
+            Outcome::NoListener
+        })
+    }
+
+    /// The virtual host for the request's host, and its first route that matches.
+    fn route(&mut self, routes: &RouteConfiguration) -> Result<Route, Outcome> {
+        let request = self.request;
+        let host = if routes.ignore_port_in_host_matching {
+            request.host.clone()
+        } else {
+            request.header(":authority").unwrap_or_default()
+        };
+        let Some(virtual_host) = select_virtual_host(&routes.virtual_hosts, &host) else {
+            self.steps.push(format!("✗ no virtual host matches host {host:?}: Envoy answers 404"));
+            return Err(Outcome::Status(404));
+        };
+        self.steps.push(format!(
+            "virtual host {:?} (domains {:?}) matches host {host:?}",
+            virtual_host.name, virtual_host.domains
+        ));
+        if virtual_host.routes.is_empty() {
+            self.steps.push("✗ the virtual host has no routes: Envoy answers 404".to_owned());
+            return Err(Outcome::Status(404));
+        }
+        for (index, route) in virtual_host.routes.iter().enumerate() {
+            let label = route_label(index, route);
+            match route_mismatch(route, request) {
+                Some(reason) => self.steps.push(format!("  {label}: skipped, {reason}")),
+                None => {
+                    self.steps.push(format!("  {label}: matches{}", origin(route.metadata.as_ref())));
+                    return Ok(route.clone());
+                }
+            }
+        }
+        self.steps.push("✗ no route matches: Envoy answers 404".to_owned());
+        Err(Outcome::Status(404))
+    }
+
+    /// The route's fault injection: a delay is noted, an abort of every request ends the walk.
+    fn faults(&mut self, route: &Route) -> Result<(), Outcome> {
+        let Some(fault) = route
+            .typed_per_filter_config
+            .get("envoy.filters.http.fault")
+            .and_then(|a| any::unpack::<HttpFault>(a).ok())
+        else {
+            return Ok(());
+        };
         if let Some(delay) = &fault.delay {
             let length = match &delay.fault_delay_secifier {
                 Some(fault_delay::FaultDelaySecifier::FixedDelay(d)) => format!(" by {}", seconds_text(d)),
                 _ => String::new(),
             };
-            steps.push(format!("  fault: delay {} of requests{length}", percent(delay.percentage.as_ref())));
+            self.steps.push(format!("  fault: delay {} of requests{length}", percent(delay.percentage.as_ref())));
         }
         if let Some(abort) = &fault.abort {
             let status = match abort.error_type {
                 Some(fault_abort::ErrorType::HttpStatus(status)) => status.to_string(),
                 _ => "?".to_owned(),
             };
-            steps.push(format!(
+            self.steps.push(format!(
                 "  fault: abort {} of requests with status {status}",
                 percent(abort.percentage.as_ref())
             ));
             if abort.percentage.as_ref().is_some_and(|p| p.numerator > 0 && is_whole(p)) {
-                return Explanation { steps, outcome: Outcome::Status(status.parse().unwrap_or(500)) };
+                return Err(Outcome::Status(status.parse().unwrap_or(500)));
+            }
+        }
+        Ok(())
+    }
+
+    /// The route's action: a redirect or direct response ends the walk; forwarding goes on.
+    fn action(&mut self, route: &Route) -> Result<RouteAction, Outcome> {
+        match &route.action {
+            Some(route::Action::Redirect(redirect)) => {
+                let code = [301, 302, 303, 307, 308]
+                    .get(usize::try_from(redirect.response_code).unwrap_or(0))
+                    .copied()
+                    .unwrap_or(301);
+                self.steps.push(format!(
+                    "→ redirect {code} (host {:?}, path {:?})",
+                    redirect.host_redirect, redirect.path_rewrite_specifier
+                ));
+                Err(Outcome::Status(code))
+            }
+            Some(route::Action::DirectResponse(response)) => {
+                let body = response.body.as_ref().and_then(|b| match &b.specifier {
+                    Some(data_source::Specifier::InlineString(s)) => Some(s.clone()),
+                    _ => None,
+                });
+                self.steps.push(format!(
+                    "→ direct response {} {}",
+                    response.status,
+                    body.map(|b| format!("{b:?}")).unwrap_or_default()
+                ));
+                Err(Outcome::Status(response.status))
+            }
+            Some(route::Action::Route(action)) => Ok(action.clone()),
+            _ => {
+                self.steps.push("✗ the route has no action".to_owned());
+                Err(Outcome::Status(404))
             }
         }
     }
-    let action = match &route.action {
-        Some(route::Action::Redirect(redirect)) => {
-            let code = [301, 302, 303, 307, 308]
-                .get(usize::try_from(redirect.response_code).unwrap_or(0))
-                .copied()
-                .unwrap_or(301);
-            steps.push(format!(
-                "→ redirect {code} (host {:?}, path {:?})",
-                redirect.host_redirect, redirect.path_rewrite_specifier
+
+    /// Timeouts, retries, and the clusters the request goes to with their endpoints.
+    fn forward(&mut self, action: &RouteAction, port: u16) -> Outcome {
+        let clusters: Vec<(String, u32)> = match &action.cluster_specifier {
+            Some(route_action::ClusterSpecifier::Cluster(name)) => vec![(name.clone(), 100)],
+            Some(route_action::ClusterSpecifier::WeightedClusters(weighted)) => {
+                weighted.clusters.iter().map(|c| (c.name.clone(), c.weight.as_ref().map_or(0, |w| w.value))).collect()
+            }
+            _ => Vec::new(),
+        };
+        if let Some(timeout) = &action.timeout {
+            let text = if timeout.seconds == 0 && timeout.nanos == 0 {
+                "none".to_owned()
+            } else {
+                format!("{}.{:03}s", timeout.seconds, timeout.nanos / 1_000_000)
+            };
+            self.steps.push(format!("  timeout: {text}"));
+        }
+        if let Some(retry) = &action.retry_policy {
+            let per_try =
+                retry.per_try_timeout.as_ref().map(|t| format!(", {} per try", seconds_text(t))).unwrap_or_default();
+            let codes = if retry.retriable_status_codes.is_empty() {
+                String::new()
+            } else {
+                format!(" (status codes {:?})", retry.retriable_status_codes)
+            };
+            self.steps.push(format!(
+                "  retries: {} on {}{codes}{per_try}",
+                retry.num_retries.as_ref().map_or(1, |n| n.value),
+                retry.retry_on
             ));
-            return Explanation { steps, outcome: Outcome::Status(code) };
         }
-        Some(route::Action::DirectResponse(response)) => {
-            let body = response.body.as_ref().and_then(|b| match &b.specifier {
-                Some(data_source::Specifier::InlineString(s)) => Some(s.clone()),
-                _ => None,
-            });
-            steps.push(format!(
-                "→ direct response {} {}",
-                response.status,
-                body.map(|b| format!("{b:?}")).unwrap_or_default()
-            ));
-            return Explanation { steps, outcome: Outcome::Status(response.status) };
+        let total: u32 = clusters.iter().map(|(_, w)| *w).sum();
+        let mut reachable = false;
+        let cluster_set = decoded::<Cluster>(self.snapshot, ResourceType::Cluster);
+        let assignments = decoded::<ClusterLoadAssignment>(self.snapshot, ResourceType::Endpoint);
+        for (name, weight) in &clusters {
+            let share = if total == 0 { 0.0 } else { f64::from(*weight) * 100.0 / f64::from(total) };
+            let Some(cluster) = cluster_set.iter().find(|c| &c.name == name) else {
+                self.steps.push(format!("→ cluster {name:?} ({share:.0}%): does not exist, Envoy answers 503"));
+                continue;
+            };
+            self.steps.push(format!("→ cluster {name:?} ({share:.0}%)"));
+            if is_original_destination(cluster) {
+                self.steps.push(format!("    original destination: the address the client dialled, port {port}"));
+                reachable |= *weight > 0;
+                continue;
+            }
+            let addresses = endpoint_addresses(cluster, name, &assignments);
+            if addresses.is_empty() {
+                self.steps.push("    no endpoints: Envoy answers 503 (no healthy upstream)".to_owned());
+            } else {
+                self.steps.push(format!("    endpoints: {}", addresses.join(", ")));
+                reachable |= *weight > 0;
+            }
         }
-        Some(route::Action::Route(action)) => action,
-        _ => {
-            steps.push("✗ the route has no action".to_owned());
-            return Explanation { steps, outcome: Outcome::Status(404) };
-        }
-    };
-    let clusters: Vec<(String, u32)> = match &action.cluster_specifier {
-        Some(route_action::ClusterSpecifier::Cluster(name)) => vec![(name.clone(), 100)],
-        Some(route_action::ClusterSpecifier::WeightedClusters(weighted)) => {
-            weighted.clusters.iter().map(|c| (c.name.clone(), c.weight.as_ref().map_or(0, |w| w.value))).collect()
-        }
-        _ => Vec::new(),
-    };
-    if let Some(timeout) = &action.timeout {
-        let text = if timeout.seconds == 0 && timeout.nanos == 0 {
-            "none".to_owned()
-        } else {
-            format!("{}.{:03}s", timeout.seconds, timeout.nanos / 1_000_000)
-        };
-        steps.push(format!("  timeout: {text}"));
+        if reachable { Outcome::Clusters(clusters) } else { Outcome::Status(503) }
     }
-    if let Some(retry) = &action.retry_policy {
-        let per_try =
-            retry.per_try_timeout.as_ref().map(|t| format!(", {} per try", seconds_text(t))).unwrap_or_default();
-        let codes = if retry.retriable_status_codes.is_empty() {
-            String::new()
-        } else {
-            format!(" (status codes {:?})", retry.retriable_status_codes)
-        };
-        steps.push(format!(
-            "  retries: {} on {}{codes}{per_try}",
-            retry.num_retries.as_ref().map_or(1, |n| n.value),
-            retry.retry_on
-        ));
-    }
-    let total: u32 = clusters.iter().map(|(_, w)| *w).sum();
-    let cluster_set = decoded::<Cluster>(snapshot, ResourceType::Cluster);
-    let assignments = decoded::<ClusterLoadAssignment>(snapshot, ResourceType::Endpoint);
-    for (name, weight) in &clusters {
-        let share = if total == 0 { 0.0 } else { f64::from(*weight) * 100.0 / f64::from(total) };
-        let Some(cluster) = cluster_set.iter().find(|c| &c.name == name) else {
-            steps.push(format!("→ cluster {name:?} ({share:.0}%): does not exist, Envoy answers 503"));
-            continue;
-        };
-        steps.push(format!("→ cluster {name:?} ({share:.0}%)"));
-        if is_original_destination(cluster) {
-            steps.push(format!("    original destination: the address the client dialled, port {port}"));
-            continue;
-        }
-        let endpoints = cluster.load_assignment.clone().or_else(|| {
-            let service_name = cluster
-                .eds_cluster_config
-                .as_ref()
-                .map(|e| e.service_name.as_str())
-                .filter(|n| !n.is_empty())
-                .unwrap_or(name);
-            assignments.iter().find(|a| a.cluster_name == service_name).cloned()
-        });
-        let addresses: Vec<String> = endpoints
-            .iter()
-            .flat_map(|a| a.endpoints.iter())
-            .flat_map(|l| l.lb_endpoints.iter())
-            .filter_map(|e| match &e.host_identifier {
-                Some(lb_endpoint::HostIdentifier::Endpoint(endpoint)) => {
-                    endpoint.address.as_ref().and_then(address_text)
-                }
-                _ => None,
-            })
-            .collect();
-        if addresses.is_empty() {
-            steps.push("    no endpoints: Envoy answers 503 (no healthy upstream)".to_owned());
-        } else {
-            steps.push(format!("    endpoints: {}", addresses.join(", ")));
-        }
-    }
-    let outcome = if clusters.is_empty() { Outcome::Status(503) } else { Outcome::Clusters(clusters) };
-    Explanation { steps, outcome }
+}
+
+/// The addresses of `cluster`'s endpoints: inline, or from its ClusterLoadAssignment.
+fn endpoint_addresses(cluster: &Cluster, name: &str, assignments: &[ClusterLoadAssignment]) -> Vec<String> {
+    let endpoints = cluster.load_assignment.clone().or_else(|| {
+        let service_name = cluster
+            .eds_cluster_config
+            .as_ref()
+            .map(|e| e.service_name.as_str())
+            .filter(|n| !n.is_empty())
+            .unwrap_or(name);
+        assignments.iter().find(|a| a.cluster_name == service_name).cloned()
+    });
+    endpoints
+        .iter()
+        .flat_map(|a| a.endpoints.iter())
+        .flat_map(|l| l.lb_endpoints.iter())
+        .filter_map(|e| match &e.host_identifier {
+            Some(lb_endpoint::HostIdentifier::Endpoint(endpoint)) => endpoint.address.as_ref().and_then(address_text),
+            _ => None,
+        })
+        .collect()
 }
 
 /// No listener takes the port: the virtual outbound listener's catch-all filter chain (the one without a match)
