@@ -1,8 +1,10 @@
 //! `examples/lab-cluster` and `pilotfish inject` as a user runs them: the generated manifests match what the
 //! binary prints now, what they and `inject` give Envoy passes `envoy --mode validate`, a real Envoy started with
 //! the injected sidecar's command line joins pilotfish as its pod (node id) and pod template (class), and
-//! `inject`'s bad input is refused with a message naming the document, object and field. (The manifests against a real kube-apiserver,
-//! with the ServiceAccount's RBAC: `tests/tests/kubernetes/lab_cluster.rs`.)
+//! `inject`'s bad input is refused with a message naming the document, object and field, and the Dockerfile builds
+//! each image as `image/contents` (the list `scripts/cluster` builds from too) says. (The manifests against a real
+//! kube-apiserver, with the ServiceAccount's RBAC: `tests/tests/kubernetes/lab_cluster.rs`; in a real cluster:
+//! `scripts/lab-cluster`.)
 //!
 //! `UPDATE_GOLDEN=1` rewrites the generated files.
 
@@ -353,5 +355,50 @@ fn the_webhook_manifests_agree_with_what_pilotfish_serves_and_never_select_syste
     let role = find(&rbac, "Role", "pilotfish-webhook-ca")?;
     ensure!(role["rules"][0]["resourceNames"] == serde_json::json!([webhook::DEFAULT_CA_SECRET]), "{role}");
     ensure!(role["rules"][0]["verbs"] == serde_json::json!(["get", "update"]), "{role}");
+    Ok(())
+}
+
+/// An `image` line of `examples/lab-cluster/image/contents`: name, user, entrypoint.
+type ImageLine = (String, String, Vec<String>);
+
+#[test]
+fn the_dockerfile_builds_every_image_as_the_contents_list_says() -> Result<()> {
+    let contents = std::fs::read_to_string(lab_cluster().join("image/contents"))?;
+    let images: Vec<ImageLine> = contents
+        .lines()
+        .filter_map(|line| line.strip_prefix("image "))
+        .map(|rest| {
+            let fields: Vec<String> = rest.split_whitespace().map(str::to_owned).collect();
+            (fields[0].clone(), fields[2].clone(), fields[3..].to_vec())
+        })
+        .collect();
+    ensure!(images.len() >= 10, "image lines: {images:?}");
+    let dockerfile = std::fs::read_to_string(lab_cluster().join("Dockerfile"))?;
+    // Each `FROM scratch AS NAME` stage: what it copies, its USER and ENTRYPOINT.
+    let mut stages: Vec<(String, String, String, Vec<String>)> = Vec::new();
+    for line in dockerfile.lines() {
+        if let Some(name) = line.strip_prefix("FROM scratch AS ") {
+            stages.push((name.trim().to_owned(), String::new(), String::new(), Vec::new()));
+        } else if let Some(stage) = stages.last_mut() {
+            if let Some(copy) = line.strip_prefix("COPY --from=build ") {
+                stage.1 = copy.trim().to_owned();
+            } else if let Some(user) = line.strip_prefix("USER ") {
+                stage.2 = user.trim().to_owned();
+            } else if let Some(entrypoint) = line.strip_prefix("ENTRYPOINT ") {
+                stage.3 = serde_json::from_str(entrypoint.trim())?;
+            }
+        }
+    }
+    // Envoy and pause come from registries where Docker is used; every other image is a stage.
+    let built: Vec<&ImageLine> = images.iter().filter(|(name, _, _)| name != "envoy" && name != "pause").collect();
+    ensure!(stages.len() == built.len(), "{} stages for {} images", stages.len(), built.len());
+    for (name, user, entrypoint) in built {
+        let stage = stages.iter().find(|s| &s.0 == name).with_context(|| format!("no Dockerfile stage {name}"))?;
+        ensure!(stage.1 == format!("/images/{name}/ /"), "stage {name} copies {}", stage.1);
+        ensure!(&stage.2 == user, "stage {name}: USER {} but the contents say {user}", stage.2);
+        ensure!(&stage.3 == entrypoint, "stage {name}: ENTRYPOINT {:?} but the contents say {entrypoint:?}", stage.3);
+        ensure!(dockerfile.contains(&format!(" {name}")), "the Dockerfile does not assemble {name}");
+    }
+    ensure!(dockerfile.contains("sed -n 's/^package //p' /tmp/contents"), "the Dockerfile installs other packages");
     Ok(())
 }
