@@ -1,8 +1,10 @@
 //! `examples/lab-cluster` and `pilotfish inject` as a user runs them: the generated manifests match what the
 //! binary prints now, what they and `inject` give Envoy passes `envoy --mode validate`, a real Envoy started with
 //! the injected sidecar's command line joins pilotfish as its pod (node id) and pod template (class), and
-//! `inject`'s bad input is refused with a message naming the document, object and field. (The manifests against a real kube-apiserver,
-//! with the ServiceAccount's RBAC: `tests/tests/kubernetes/lab_cluster.rs`.)
+//! `inject`'s bad input is refused with a message naming the document, object and field, and the Dockerfile builds
+//! each image as `image/contents` (the list `scripts/cluster` builds from too) says. (The manifests against a real
+//! kube-apiserver, with the ServiceAccount's RBAC: `tests/tests/kubernetes/lab_cluster.rs`; in a real cluster:
+//! `scripts/lab-cluster`.)
 //!
 //! `UPDATE_GOLDEN=1` rewrites the generated files.
 
@@ -16,7 +18,7 @@ use serde_json::Value;
 const PILOTFISH: &str = env!("CARGO_BIN_EXE_pilotfish");
 
 /// How the ingress gateway's bootstrap is generated: its labels are those of the gateway Deployment and Service.
-const GATEWAY_BOOTSTRAP_ARGS: [&str; 11] = [
+const GATEWAY_BOOTSTRAP_ARGS: [&str; 15] = [
     "bootstrap",
     "--node-id",
     "istio-ingressgateway",
@@ -28,6 +30,10 @@ const GATEWAY_BOOTSTRAP_ARGS: [&str; 11] = [
     "pilotfish-system",
     "--xds-address",
     "pilotfish.pilotfish-system.svc:15010",
+    "--readiness-port",
+    "15021",
+    "--prometheus-port",
+    "15090",
 ];
 
 fn lab_cluster() -> PathBuf {
@@ -153,10 +159,13 @@ fn envoy_accepts_the_gateway_bootstrap_with_the_deployments_arguments() -> Resul
     ])
 }
 
-/// The sidecar containers `inject` added to the first workload of `yaml`.
-fn proxy_container(yaml: &str) -> Result<Value> {
+/// The sidecar container `inject` added to the workload `name` of `yaml`.
+fn proxy_container(yaml: &str, name: &str) -> Result<Value> {
     for document in serde_yaml::Deserializer::from_str(yaml) {
         let object: Value = serde::Deserialize::deserialize(document)?;
+        if object["metadata"]["name"] != name {
+            continue;
+        }
         let spec = &object["spec"]["template"]["spec"];
         if let Some(proxy) =
             spec["initContainers"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "pilotfish-proxy"))
@@ -164,15 +173,15 @@ fn proxy_container(yaml: &str) -> Result<Value> {
             return Ok(proxy.clone());
         }
     }
-    anyhow::bail!("no pilotfish-proxy container in:\n{yaml}")
+    anyhow::bail!("no pilotfish-proxy container in {name} of:\n{yaml}")
 }
 
 #[test]
 fn envoy_accepts_the_injected_sidecar_as_kubernetes_would_start_it() -> Result<()> {
-    let workloads = lab_cluster().join("bookinfo/workloads.yaml");
-    let output = pilotfish(&["inject", "-f", &workloads.display().to_string()], "");
+    let workloads = lab_cluster().join("bookinfo/bookinfo.yaml");
+    let output = pilotfish(&["inject", "-f", &workloads.display().to_string(), "--namespace", "bookinfo"], "");
     let yaml = stdout(&output)?;
-    let proxy = proxy_container(&yaml)?;
+    let proxy = proxy_container(&yaml, "reviews-v1")?;
     // Kubernetes expands $(VAR) from the container's env (the downward API gives the pod's name and namespace).
     let args: Vec<String> = proxy["args"]
         .as_array()
@@ -187,13 +196,13 @@ fn envoy_accepts_the_injected_sidecar_as_kubernetes_would_start_it() -> Result<(
 
 #[test]
 fn inject_reads_stdin_and_leaves_an_injected_manifest_as_it_is() -> Result<()> {
-    let workloads = std::fs::read_to_string(lab_cluster().join("bookinfo/workloads.yaml"))?;
-    let once = stdout(&pilotfish(&["inject", "-f", "-"], &workloads))?;
-    let output = pilotfish(&["inject", "-f", "-"], &once);
+    let workloads = std::fs::read_to_string(lab_cluster().join("bookinfo/bookinfo.yaml"))?;
+    let once = stdout(&pilotfish(&["inject", "-f", "-", "--namespace", "bookinfo"], &workloads))?;
+    let output = pilotfish(&["inject", "-f", "-", "--namespace", "bookinfo"], &once);
     let twice = stdout(&output)?;
     ensure!(twice == once, "injecting twice changed the manifest");
     let notes = String::from_utf8_lossy(&output.stderr);
-    ensure!(notes.matches("already injected").count() == 5, "one note per workload expected:\n{notes}");
+    ensure!(notes.matches("already injected").count() == 6, "one note per workload expected:\n{notes}");
     ensure!(notes.contains("Deployment bookinfo/reviews-v1"), "{notes}");
     Ok(())
 }
@@ -245,10 +254,10 @@ async fn an_injected_sidecar_run_by_envoy_joins_pilotfish_as_its_pod_and_class()
          spec:\n  hosts: [ratings.example]\n  ports: [{number: 9080, name: http, protocol: HTTP}]\n  \
          resolution: STATIC\n  endpoints: [{address: 127.0.0.1, ports: {http: 9104}}]\n",
     )?;
-    let workloads = lab_cluster().join("bookinfo/workloads.yaml");
+    let workloads = lab_cluster().join("bookinfo/bookinfo.yaml").display().to_string();
     let xds = control_plane.xds_address().to_string();
-    let yaml = stdout(&pilotfish(&["inject", "-f", &workloads.display().to_string(), "--xds-address", &xds], ""))?;
-    let proxy = proxy_container(&yaml)?;
+    let yaml = stdout(&pilotfish(&["inject", "-f", &workloads, "--namespace", "bookinfo", "--xds-address", &xds], ""))?;
+    let proxy = proxy_container(&yaml, "reviews-v1")?;
     let args: Vec<&str> = proxy["args"].as_array().context("args")?.iter().filter_map(Value::as_str).collect();
     let config = args.iter().position(|a| *a == "--config-yaml").context("--config-yaml")?;
     let mut bootstrap: Value = serde_json::from_str(args[config + 1])?;
@@ -257,6 +266,11 @@ async fn an_injected_sidecar_run_by_envoy_joins_pilotfish_as_its_pod_and_class()
     // captured shape itself is tested in a network namespace, tests/tests/capture.rs).
     bootstrap["admin"]["address"]["socket_address"]["port_value"] = 0.into();
     bootstrap["node"]["metadata"]["OUTBOUND_BIND"] = "127.0.0.1".into();
+    // The readiness (15021) and Prometheus (15090) listeners, which a pod has on its own address, on loopback
+    // and free ports here.
+    for listener in bootstrap["static_resources"]["listeners"].as_array_mut().into_iter().flatten() {
+        listener["address"]["socket_address"] = serde_json::json!({ "address": "127.0.0.1", "port_value": 0 });
+    }
     let node = args.iter().position(|a| *a == "--service-node").context("--service-node")?;
     // What Kubernetes makes of $(POD_NAME).$(POD_NAMESPACE) for one pod of reviews-v1.
     let node_id =
@@ -341,5 +355,50 @@ fn the_webhook_manifests_agree_with_what_pilotfish_serves_and_never_select_syste
     let role = find(&rbac, "Role", "pilotfish-webhook-ca")?;
     ensure!(role["rules"][0]["resourceNames"] == serde_json::json!([webhook::DEFAULT_CA_SECRET]), "{role}");
     ensure!(role["rules"][0]["verbs"] == serde_json::json!(["get", "update"]), "{role}");
+    Ok(())
+}
+
+/// An `image` line of `examples/lab-cluster/image/contents`: name, user, entrypoint.
+type ImageLine = (String, String, Vec<String>);
+
+#[test]
+fn the_dockerfile_builds_every_image_as_the_contents_list_says() -> Result<()> {
+    let contents = std::fs::read_to_string(lab_cluster().join("image/contents"))?;
+    let images: Vec<ImageLine> = contents
+        .lines()
+        .filter_map(|line| line.strip_prefix("image "))
+        .map(|rest| {
+            let fields: Vec<String> = rest.split_whitespace().map(str::to_owned).collect();
+            (fields[0].clone(), fields[2].clone(), fields[3..].to_vec())
+        })
+        .collect();
+    ensure!(images.len() >= 10, "image lines: {images:?}");
+    let dockerfile = std::fs::read_to_string(lab_cluster().join("Dockerfile"))?;
+    // Each `FROM scratch AS NAME` stage: what it copies, its USER and ENTRYPOINT.
+    let mut stages: Vec<(String, String, String, Vec<String>)> = Vec::new();
+    for line in dockerfile.lines() {
+        if let Some(name) = line.strip_prefix("FROM scratch AS ") {
+            stages.push((name.trim().to_owned(), String::new(), String::new(), Vec::new()));
+        } else if let Some(stage) = stages.last_mut() {
+            if let Some(copy) = line.strip_prefix("COPY --from=build ") {
+                stage.1 = copy.trim().to_owned();
+            } else if let Some(user) = line.strip_prefix("USER ") {
+                stage.2 = user.trim().to_owned();
+            } else if let Some(entrypoint) = line.strip_prefix("ENTRYPOINT ") {
+                stage.3 = serde_json::from_str(entrypoint.trim())?;
+            }
+        }
+    }
+    // Envoy and pause come from registries where Docker is used; every other image is a stage.
+    let built: Vec<&ImageLine> = images.iter().filter(|(name, _, _)| name != "envoy" && name != "pause").collect();
+    ensure!(stages.len() == built.len(), "{} stages for {} images", stages.len(), built.len());
+    for (name, user, entrypoint) in built {
+        let stage = stages.iter().find(|s| &s.0 == name).with_context(|| format!("no Dockerfile stage {name}"))?;
+        ensure!(stage.1 == format!("/images/{name}/ /"), "stage {name} copies {}", stage.1);
+        ensure!(&stage.2 == user, "stage {name}: USER {} but the contents say {user}", stage.2);
+        ensure!(&stage.3 == entrypoint, "stage {name}: ENTRYPOINT {:?} but the contents say {entrypoint:?}", stage.3);
+        ensure!(dockerfile.contains(&format!(" {name}")), "the Dockerfile does not assemble {name}");
+    }
+    ensure!(dockerfile.contains("sed -n 's/^package //p' /tmp/contents"), "the Dockerfile installs other packages");
     Ok(())
 }

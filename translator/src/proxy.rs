@@ -19,6 +19,10 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 /// The port of a captured sidecar's virtual outbound listener, where iptables redirects the workload's outbound
 /// TCP (Istio's).
 pub const VIRTUAL_OUTBOUND_PORT: u16 = 15001;
+/// Where a captured sidecar answers its readiness probe (`GET /healthz/ready`), as istio-proxy does.
+pub const READINESS_PORT: u16 = 15021;
+/// Where a captured sidecar serves Envoy's Prometheus stats (`GET /stats/prometheus`), as istio-proxy does.
+pub const PROMETHEUS_PORT: u16 = 15090;
 
 /// What a proxy does: serve traffic entering the mesh, or the outbound traffic of one workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

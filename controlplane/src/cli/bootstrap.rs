@@ -44,6 +44,13 @@ pub struct Args {
     /// The node's cluster name (defaults to one derived from the role).
     #[arg(long, value_name = "NAME")]
     node_cluster: Option<String>,
+    /// Answer GET /healthz/ready on 0.0.0.0:N, 200 once Envoy has its first configuration (Istio's 15021, for
+    /// Kubernetes probes); Envoy then waits for that configuration without a time limit.
+    #[arg(long, value_name = "N")]
+    readiness_port: Option<u16>,
+    /// Serve Envoy's Prometheus stats at GET /stats/prometheus on 0.0.0.0:N (Istio's 15090).
+    #[arg(long, value_name = "N")]
+    prometheus_port: Option<u16>,
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
@@ -61,6 +68,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         xds_address: args.xds_address,
         admin_port: args.admin_port,
         delta: args.delta,
+        readiness_port: args.readiness_port,
+        prometheus_port: args.prometheus_port,
         ..BootstrapOptions::default()
     };
     print!("{}", render_yaml(&options)?);

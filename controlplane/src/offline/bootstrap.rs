@@ -5,6 +5,8 @@
 //!   BootstrapOptions ──validate──► node { id, cluster, metadata: ROLE, LABELS, NAMESPACE, OUTBOUND_BIND }
 //!   (the CLI flags)                dynamic_resources: CDS and LDS over ADS (SotW or Delta) ──► cluster "pilotfish-xds"
 //!                                  static_resources: cluster "pilotfish-xds" (HTTP/2 to --xds-address)
+//!                                    with --readiness-port / --prometheus-port: listeners on 0.0.0.0 that serve
+//!                                    GET /healthz/ready and /stats/prometheus from the admin interface
 //!                                  admin
 //! ```
 //!
@@ -32,6 +34,17 @@ pub const DEFAULT_XDS_ADDRESS: &str = "127.0.0.1:15010";
 pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1";
 /// Istio's Envoy admin port, so that habits and tools carry over.
 pub const DEFAULT_ADMIN_PORT: u16 = 15000;
+/// Where istio-proxy answers `GET /healthz/ready` (its readiness and startup probes); a captured sidecar's
+/// translation leaves this port to the proxy.
+pub const ISTIO_READINESS_PORT: u16 = translator::proxy::READINESS_PORT;
+/// Where istio-proxy serves Envoy's Prometheus stats (`GET /stats/prometheus`, what Istio's scrape configs read).
+pub const ISTIO_PROMETHEUS_PORT: u16 = translator::proxy::PROMETHEUS_PORT;
+/// The readiness path, Istio's.
+pub const READINESS_PATH: &str = "/healthz/ready";
+/// The Prometheus stats path, Envoy's admin path and Istio's.
+pub const PROMETHEUS_PATH: &str = "/stats/prometheus";
+/// The static cluster through which the readiness and stats listeners reach Envoy's own admin interface.
+const ADMIN_CLUSTER: &str = "pilotfish-admin";
 
 /// How long Envoy waits for a TCP connection to the ADS server before it retries.
 const XDS_CONNECT_TIMEOUT: &str = "1s";
@@ -82,6 +95,13 @@ pub struct BootstrapOptions {
     pub admin_port: u16,
     /// Use the incremental (Delta) xDS protocol instead of State of the World.
     pub delta: bool,
+    /// A port on 0.0.0.0 that answers `GET /healthz/ready` with Envoy's admin `/ready`: 200 once Envoy has its
+    /// first clusters and listeners, 503 before (Istio's 15021, for Kubernetes probes, which cannot reach the
+    /// admin interface on loopback). Envoy then waits for that first configuration without a time limit, as
+    /// istio-proxy does, so that ready means configured.
+    pub readiness_port: Option<u16>,
+    /// A port on 0.0.0.0 that serves `GET /stats/prometheus` from the admin interface (Istio's 15090).
+    pub prometheus_port: Option<u16>,
 }
 
 impl Default for BootstrapOptions {
@@ -108,6 +128,8 @@ impl BootstrapOptions {
             admin_address: DEFAULT_ADMIN_ADDRESS.to_owned(),
             admin_port: DEFAULT_ADMIN_PORT,
             delta: false,
+            readiness_port: None,
+            prometheus_port: None,
         }
     }
 
@@ -128,6 +150,49 @@ pub fn render(options: &BootstrapOptions) -> Result<Value, BootstrapError> {
     let admin_address = parse_admin_address(&options.admin_address)?;
 
     let api_type = if options.delta { "DELTA_GRPC" } else { "GRPC" };
+    let mut clusters = vec![xds.cluster()];
+    let mut listeners = Vec::new();
+    if options.readiness_port.is_some() || options.prometheus_port.is_some() {
+        let port = options.admin_port;
+        if port == 0 {
+            return Err(invalid(
+                "--admin-port",
+                "0",
+                "the readiness and Prometheus ports are served from the admin interface, which needs a fixed port",
+            ));
+        }
+        // An admin interface on every address is still reached on loopback.
+        let admin_ip = if admin_address.is_unspecified() { "127.0.0.1".to_owned() } else { admin_address.to_string() };
+        clusters.push(admin_cluster(&admin_ip, port));
+    }
+    if let Some(port) = options.readiness_port {
+        listeners.push(admin_path_listener("pilotfish-readiness", "--readiness-port", port, READINESS_PATH, "/ready")?);
+    }
+    if let Some(port) = options.prometheus_port {
+        listeners.push(admin_path_listener(
+            "pilotfish-prometheus",
+            "--prometheus-port",
+            port,
+            PROMETHEUS_PATH,
+            PROMETHEUS_PATH,
+        )?);
+    }
+    if let (Some(readiness), Some(prometheus)) = (options.readiness_port, options.prometheus_port)
+        && readiness == prometheus
+    {
+        return Err(invalid("--prometheus-port", &prometheus.to_string(), "is also the readiness port"));
+    }
+    // Ready must mean configured: without a first CDS and LDS answer Envoy would go live anyway after its
+    // default 15 s initial fetch timeout.
+    let mut cds_config = json!({ "ads": {}, "resource_api_version": "V3" });
+    if options.readiness_port.is_some() {
+        cds_config["initial_fetch_timeout"] = "0s".into();
+    }
+    let lds_config = cds_config.clone();
+    let mut static_resources = json!({ "clusters": clusters });
+    if !listeners.is_empty() {
+        static_resources["listeners"] = listeners.into();
+    }
     Ok(json!({
         "node": node,
         "dynamic_resources": {
@@ -141,15 +206,76 @@ pub fn render(options: &BootstrapOptions) -> Result<Value, BootstrapError> {
             },
             // Only CDS and LDS are named here: the clusters and listeners pilotfish sends point their EDS and RDS
             // at ADS themselves.
-            "cds_config": { "ads": {}, "resource_api_version": "V3" },
-            "lds_config": { "ads": {}, "resource_api_version": "V3" },
+            "cds_config": cds_config,
+            "lds_config": lds_config,
         },
-        "static_resources": { "clusters": [xds.cluster()] },
+        "static_resources": static_resources,
         "admin": {
             "address": {
                 "socket_address": { "address": admin_address.to_string(), "port_value": options.admin_port },
             },
         },
+    }))
+}
+
+/// The static cluster to Envoy's own admin interface, for the readiness and stats listeners.
+fn admin_cluster(ip: &str, port: u16) -> Value {
+    json!({
+        "name": ADMIN_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": ADMIN_CLUSTER,
+            "endpoints": [{
+                "lb_endpoints": [{
+                    "endpoint": { "address": { "socket_address": { "address": ip, "port_value": port } } },
+                }],
+            }],
+        },
+    })
+}
+
+/// A listener on `0.0.0.0:port` that answers `GET path` with the admin interface's `admin_path`, and 404
+/// otherwise: only that one admin page is exposed, never the admin interface itself (which can stop Envoy).
+fn admin_path_listener(
+    name: &str,
+    flag: &'static str,
+    port: u16,
+    path: &str,
+    admin_path: &str,
+) -> Result<Value, BootstrapError> {
+    if port == 0 {
+        return Err(invalid(flag, "0", "a probe or a scraper needs a fixed port"));
+    }
+    const HCM: &str = "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+    const ROUTER: &str = "envoy.extensions.filters.http.router.v3.Router";
+    Ok(json!({
+        "name": name,
+        "address": { "socket_address": { "address": "0.0.0.0", "port_value": port } },
+        "filter_chains": [{
+            "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": format!("type.googleapis.com/{HCM}"),
+                    "stat_prefix": name,
+                    "route_config": {
+                        "name": name,
+                        "virtual_hosts": [{
+                            "name": name,
+                            "domains": ["*"],
+                            "routes": [{
+                                "match": { "path": path },
+                                "route": { "cluster": ADMIN_CLUSTER, "prefix_rewrite": admin_path },
+                            }],
+                        }],
+                    },
+                    "http_filters": [{
+                        "name": "envoy.filters.http.router",
+                        "typed_config": { "@type": format!("type.googleapis.com/{ROUTER}") },
+                    }],
+                },
+            }],
+        }],
     }))
 }
 

@@ -9,12 +9,14 @@
 //!       initContainers = [pilotfish-init: iptables (CaptureSettings::shell_script), runs once, NET_ADMIN/NET_RAW
 //!                         pilotfish-proxy: Envoy as a native sidecar (restartPolicy: Always), uid 1337,
 //!                                          bootstrap inline: role sidecar, the template's labels and namespace,
-//!                                          no OUTBOUND_BIND (captured), node id from the downward API]
+//!                                          no OUTBOUND_BIND (captured), node id from the downward API,
+//!                                          startup and readiness probes on :15021/healthz/ready, stats on :15090]
 //!                        + the template's own init containers
 //! ```
 //!
 //! The proxy is a native sidecar (Kubernetes 1.29 and later): it starts before the application's containers and
-//! stops after them, so a Job still completes. Its bootstrap comes from [`crate::bootstrap`] and is passed with
+//! stops after them, so a Job still completes. Its startup probe holds the application's containers back until
+//! Envoy has its first configuration, so that their first request does not meet an unconfigured proxy. Its bootstrap comes from [`crate::bootstrap`] and is passed with
 //! `--config-yaml`, so an injected workload needs no ConfigMap. Istio's capture annotations that map onto
 //! [`CaptureSettings`] are honoured (`traffic.sidecar.istio.io/excludeOutboundPorts`, `…/excludeOutboundIPRanges`).
 //!
@@ -24,7 +26,9 @@
 use serde_yaml::{Mapping, Value};
 use translator::Role;
 
-use crate::bootstrap::{BootstrapOptions, DEFAULT_ADMIN_PORT, render};
+use crate::bootstrap::{
+    BootstrapOptions, DEFAULT_ADMIN_PORT, ISTIO_PROMETHEUS_PORT, ISTIO_READINESS_PORT, READINESS_PATH, render,
+};
 use crate::capture::{CaptureSettings, Cidr, DEFAULT_PROXY_UID};
 
 /// The Envoy sidecar's container name.
@@ -241,7 +245,7 @@ impl Injector<'_> {
         if let Some(port) = claimed_port(spec) {
             return Err(invalid(format!(
                 "{field}spec: a container uses port {port}, which the sidecar needs (Envoy admin {DEFAULT_ADMIN_PORT}, \
-                 outbound capture {})",
+                 outbound capture {}, readiness {ISTIO_READINESS_PORT}, Prometheus {ISTIO_PROMETHEUS_PORT})",
                 crate::capture::VIRTUAL_OUTBOUND_PORT
             )));
         }
@@ -263,6 +267,9 @@ impl Injector<'_> {
             labels: labels.iter().cloned().collect(),
             namespace: namespace.to_owned(),
             xds_address: self.options.xds_address.clone(),
+            // Where istio-proxy has them: the probes below, and Prometheus scrape configs written for Istio.
+            readiness_port: Some(ISTIO_READINESS_PORT),
+            prometheus_port: Some(ISTIO_PROMETHEUS_PORT),
             // The node id is replaced per pod by --service-node; a bootstrap needs one all the same.
             ..BootstrapOptions::new("sidecar", Role::Sidecar)
         };
@@ -306,6 +313,24 @@ impl Injector<'_> {
                 { "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } },
                 { "name": "POD_NAMESPACE", "valueFrom": { "fieldRef": { "fieldPath": "metadata.namespace" } } },
             ],
+            "ports": [
+                { "name": "http-envoy-prom", "containerPort": ISTIO_PROMETHEUS_PORT, "protocol": "TCP" },
+            ],
+            // The application's containers start only once this succeeds: once Envoy has its first clusters and
+            // listeners, so that their first outbound request already goes through a configured proxy. Istio's
+            // values (up to 10 minutes for a first configuration).
+            "startupProbe": {
+                "httpGet": { "path": READINESS_PATH, "port": ISTIO_READINESS_PORT },
+                "periodSeconds": 1,
+                "timeoutSeconds": 3,
+                "failureThreshold": 600,
+            },
+            "readinessProbe": {
+                "httpGet": { "path": READINESS_PATH, "port": ISTIO_READINESS_PORT },
+                "periodSeconds": 15,
+                "timeoutSeconds": 3,
+                "failureThreshold": 4,
+            },
             "securityContext": {
                 "runAsUser": uid,
                 "runAsGroup": uid,
@@ -368,7 +393,12 @@ fn container_names(spec: &Mapping) -> Vec<String> {
 
 /// A container port the sidecar needs for itself, if an application container declares one.
 fn claimed_port(spec: &Mapping) -> Option<u64> {
-    let reserved = [u64::from(DEFAULT_ADMIN_PORT), u64::from(crate::capture::VIRTUAL_OUTBOUND_PORT)];
+    let reserved = [
+        u64::from(DEFAULT_ADMIN_PORT),
+        u64::from(crate::capture::VIRTUAL_OUTBOUND_PORT),
+        u64::from(ISTIO_READINESS_PORT),
+        u64::from(ISTIO_PROMETHEUS_PORT),
+    ];
     spec.get("containers")
         .and_then(Value::as_sequence)
         .into_iter()

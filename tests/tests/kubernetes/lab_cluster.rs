@@ -160,7 +160,8 @@ async fn lab_cluster_manifests_are_accepted_and_pilotfish_reads_everything_with_
     let cluster = cluster!();
     let admin = cluster.client().await?;
 
-    // Every manifest, in the kustomization's order, then the sample and its scenarios: applied for real.
+    // Every manifest, in the kustomization's order, then Istio's Bookinfo and its networking files (in the
+    // namespace bookinfo, as `kubectl apply -n bookinfo` puts them): applied for real.
     let kustomization: Value =
         serde_yaml::from_str(&std::fs::read_to_string(lab_cluster().join("kustomization.yaml"))?)?;
     let mut files: Vec<PathBuf> = kustomization["resources"]
@@ -169,19 +170,27 @@ async fn lab_cluster_manifests_are_accepted_and_pilotfish_reads_everything_with_
         .iter()
         .filter_map(|r| r.as_str().map(|r| lab_cluster().join(r)))
         .collect();
-    files.push(lab_cluster().join("bookinfo/workloads.yaml"));
-    files.push(lab_cluster().join("bookinfo/istio.yaml"));
-    let mut scenarios: Vec<PathBuf> = std::fs::read_dir(lab_cluster().join("bookinfo/scenarios"))?
+    let first_bookinfo_file = files.len();
+    files.push(lab_cluster().join("bookinfo/bookinfo.yaml"));
+    files.push(lab_cluster().join("curl/curl.yaml"));
+    let mut networking: Vec<PathBuf> = std::fs::read_dir(lab_cluster().join("bookinfo/networking"))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
         .collect();
-    scenarios.sort();
-    ensure!(scenarios.len() >= 6, "the scenarios: {scenarios:?}");
-    files.extend(scenarios);
+    networking.sort();
+    ensure!(networking.len() >= 7, "the networking files: {networking:?}");
+    files.extend(networking);
     let mut applied = 0;
-    for file in &files {
+    for (index, file) in files.iter().enumerate() {
+        if index == first_bookinfo_file {
+            let namespace = json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": "bookinfo" } });
+            apply(&admin, "kubectl create namespace bookinfo", &serde_json::from_value(namespace)?, false).await?;
+        }
         let mut crds = false;
-        for (origin, object) in documents(file)? {
+        for (origin, mut object) in documents(file)? {
+            if index >= first_bookinfo_file && object.metadata.namespace.is_none() {
+                object.metadata.namespace = Some("bookinfo".to_owned());
+            }
             apply(&admin, &origin, &object, false).await?;
             applied += 1;
             crds |= object.types.as_ref().is_some_and(|t| t.kind == "CustomResourceDefinition");
@@ -190,19 +199,21 @@ async fn lab_cluster_manifests_are_accepted_and_pilotfish_reads_everything_with_
             crds_established(&admin).await?;
         }
     }
-    ensure!(applied >= 25, "only {applied} objects applied");
+    ensure!(applied >= 40, "only {applied} objects applied");
 
-    // What `pilotfish inject` writes for the sample's workloads (and for its own output again): dry-run applied.
-    let workloads = std::fs::read_to_string(lab_cluster().join("bookinfo/workloads.yaml"))?;
-    let injected = inject(&workloads, &InjectOptions::default())?.yaml;
-    let again = inject(&injected, &InjectOptions::default())?;
-    ensure!(again.yaml == injected && again.notes.len() == 5, "injecting twice: {:?}", again.notes);
+    // What `pilotfish inject` writes for Bookinfo's workloads (and for its own output again): dry-run applied.
+    let workloads = std::fs::read_to_string(lab_cluster().join("bookinfo/bookinfo.yaml"))?;
+    let options = InjectOptions { namespace: Some("bookinfo".to_owned()), ..InjectOptions::default() };
+    let injected = inject(&workloads, &options)?.yaml;
+    let again = inject(&injected, &options)?;
+    ensure!(again.yaml == injected && again.notes.len() == 6, "injecting twice: {:?}", again.notes);
     let mut sidecars = 0;
-    for (origin, object) in documents_of(&injected, "pilotfish inject -f bookinfo/workloads.yaml")? {
+    for (origin, mut object) in documents_of(&injected, "pilotfish inject -f bookinfo/bookinfo.yaml")? {
         sidecars += usize::from(serde_json::to_string(&object.data)?.contains("pilotfish-proxy"));
+        object.metadata.namespace.get_or_insert_with(|| "bookinfo".to_owned());
         apply(&admin, &origin, &object, true).await?;
     }
-    ensure!(sidecars == 5, "{sidecars} workloads injected, expected 5");
+    ensure!(sidecars == 6, "{sidecars} workloads injected, expected 6");
 
     // The ServiceAccount's RBAC, one rule short at a time: never ready, and the forbidden kind is named. Restoring
     // the rule lets the same source become ready (it keeps retrying), so the missing rule was the only obstacle.
@@ -261,12 +272,11 @@ async fn lab_cluster_manifests_are_accepted_and_pilotfish_reads_everything_with_
         }
     })
     .await?;
-    let last_scenario = files.last().context("files")?;
-    ensure!(last_scenario.ends_with("timeout.yaml"), "the last scenario applied is {}", last_scenario.display());
     eventually(TIMEOUT, "the applied objects are read", || {
         let read = [
             ("Gateway", "bookinfo", "bookinfo-gateway"),
             ("VirtualService", "bookinfo", "bookinfo"),
+            ("VirtualService", "bookinfo", "reviews"),
             ("DestinationRule", "bookinfo", "reviews"),
             ("Service", "bookinfo", "reviews"),
             ("Service", NAMESPACE, "istio-ingressgateway"),
@@ -284,12 +294,11 @@ async fn lab_cluster_manifests_are_accepted_and_pilotfish_reads_everything_with_
     // A Gateway server on port 80 → the gateway Service's target port: listener 0.0.0.0_8080, as Istio does.
     eventually(TIMEOUT, "the ingress gateway's listener", || {
         let snapshot = source.state.cache.get(&source.gateway);
-        // The last scenario applied (timeout.yaml) sends /reviews and /ratings to their v1 subsets.
+        // bookinfo-gateway.yaml's VirtualService sends Bookinfo's paths to productpage.
         let result = has(&snapshot, ResourceType::Listener, "0.0.0.0_8080")
             .and_then(|()| has(&snapshot, ResourceType::Route, "http.8080"))
-            .and_then(|()| has(&snapshot, ResourceType::Cluster, "outbound|9080|v1|reviews.bookinfo.svc.cluster.local"))
             .and_then(|()| {
-                has(&snapshot, ResourceType::Cluster, "outbound|9080|v1|ratings.bookinfo.svc.cluster.local")
+                has(&snapshot, ResourceType::Cluster, "outbound|9080||productpage.bookinfo.svc.cluster.local")
             });
         async move { result }
     })
@@ -297,10 +306,10 @@ async fn lab_cluster_manifests_are_accepted_and_pilotfish_reads_everything_with_
 
     // Watched, not only listed: objects of each API group created now show up.
     let objects = super::Objects { client: admin.clone(), namespace: "bookinfo".to_owned() };
-    objects.pod("details-v1-0", "10.244.0.9", json!({ "app": "details", "version": "v1" }), true).await?;
-    objects.create(super::service("details", 9080, 9080)).await?;
+    objects.pod("mirror-v1-0", "10.244.0.9", json!({ "app": "mirror", "version": "v1" }), true).await?;
+    objects.create(super::service("mirror", 9080, 9080)).await?;
     objects
-        .create(super::endpoint_slice("details-abc", "details", 9080, &[("10.244.0.9", Some("details-v1-0"), true)]))
+        .create(super::endpoint_slice("mirror-abc", "mirror", 9080, &[("10.244.0.9", Some("mirror-v1-0"), true)]))
         .await?;
     objects
         .create(json!({
@@ -312,9 +321,9 @@ async fn lab_cluster_manifests_are_accepted_and_pilotfish_reads_everything_with_
         .await?;
     eventually(TIMEOUT, "objects created after the list are watched", || {
         let missing = [
-            ("Pod", "details-v1-0"),
-            ("Service", "details"),
-            ("EndpointSlice", "details-abc"),
+            ("Pod", "mirror-v1-0"),
+            ("Service", "mirror"),
+            ("EndpointSlice", "mirror-abc"),
             ("ServiceEntry", "httpbin"),
         ]
         .iter()

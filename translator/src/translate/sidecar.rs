@@ -12,6 +12,11 @@
 //!        ├─ destination port 15001 itself ─► BlackHoleCluster (a loop otherwise)
 //!        └─ anything else ─► TCP proxy ─► PassthroughCluster (ORIGINAL_DST: the address the app dialled)
 //! ```
+//!
+//! A captured sidecar has no per-port listener on the ports the proxy itself listens on in the pod (15021 for
+//! readiness, 15090 for Prometheus, see `pilotfish inject`): Envoy refuses a second listener on an address it
+//! already has. Connections to a service on such a port (an ingress gateway's status port) pass through by their
+//! original destination instead, unrouted, as with istiod.
 
 use std::collections::BTreeMap;
 
@@ -38,7 +43,7 @@ use super::mesh::MeshHosts;
 use super::route::{RouteContext, virtual_service_routes};
 use crate::diagnostics::Diagnostic;
 use crate::model::{Model, Service, cluster_name};
-use crate::proxy::{ProxyClass, VIRTUAL_OUTBOUND_PORT};
+use crate::proxy::{PROMETHEUS_PORT, ProxyClass, READINESS_PORT, VIRTUAL_OUTBOUND_PORT};
 
 const WILDCARD_BIND: &str = "0.0.0.0";
 /// istiod's names for the captured sidecar's fixed pieces.
@@ -53,15 +58,16 @@ pub fn translate(
     class: &ProxyClass,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> (Vec<Listener>, Vec<RouteConfiguration>) {
+    let captured = is_captured(class);
+    let own_ports = if captured { [READINESS_PORT, PROMETHEUS_PORT].map(u32::from).to_vec() } else { Vec::new() };
     let mut by_port: BTreeMap<u32, Vec<&Service>> = BTreeMap::new();
     for service in model.services.values() {
-        for port in service.ports.iter().filter(|p| p.protocol.is_http()) {
+        for port in service.ports.iter().filter(|p| p.protocol.is_http() && !own_ports.contains(&p.number)) {
             by_port.entry(port.number).or_default().push(service);
         }
     }
     let mesh_hosts = MeshHosts::new(model);
     let bind = class.outbound_bind.as_deref().unwrap_or(WILDCARD_BIND);
-    let captured = is_captured(class);
     let mut listeners = Vec::new();
     let mut routes = Vec::new();
     for (port, services) in by_port {

@@ -249,6 +249,12 @@ fn bad_options_are_refused_naming_their_flag() {
         (BootstrapOptions { outbound_bind: Some("localhost".to_owned()), ..sidecar() }, "--outbound-bind"),
         (BootstrapOptions { admin_address: "localhost".to_owned(), ..gateway() }, "admin address"),
         (BootstrapOptions { node_cluster: Some(String::new()), ..gateway() }, "--node-cluster"),
+        (BootstrapOptions { readiness_port: Some(0), ..gateway() }, "--readiness-port"),
+        (
+            BootstrapOptions { prometheus_port: Some(15021), readiness_port: Some(15021), ..gateway() },
+            "--prometheus-port",
+        ),
+        (BootstrapOptions { readiness_port: Some(15021), admin_port: 0, ..gateway() }, "--admin-port"),
         (BootstrapOptions::default(), "--node-id"),
     ];
     for (options, flag) in &cases {
@@ -368,4 +374,56 @@ fn printed_yaml_looks_like_hand_written_envoy_config() {
     for fragment in expected_fragments {
         assert!(yaml.contains(fragment), "{fragment:?} not in\n{yaml}");
     }
+}
+
+// === readiness and Prometheus ports ===
+
+fn with_ports() -> BootstrapOptions {
+    BootstrapOptions { readiness_port: Some(15021), prometheus_port: Some(15090), ..gateway() }
+}
+
+/// The static listener on `port`: the path it answers and the admin path it asks.
+fn admin_route(bootstrap: &Value, port: u64) -> (String, String, String) {
+    let listener = bootstrap["static_resources"]["listeners"]
+        .as_array()
+        .and_then(|l| l.iter().find(|l| l["address"]["socket_address"]["port_value"] == port))
+        .unwrap_or_else(|| panic!("no listener on {port}: {bootstrap}"));
+    let hcm = &listener["filter_chains"][0]["filters"][0]["typed_config"];
+    let route = &hcm["route_config"]["virtual_hosts"][0]["routes"][0];
+    (
+        listener["address"]["socket_address"]["address"].as_str().unwrap_or_default().to_owned(),
+        route["match"]["path"].as_str().unwrap_or_default().to_owned(),
+        route["route"]["prefix_rewrite"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+fn readiness_and_prometheus_ports_serve_one_admin_page_each_on_every_address() {
+    let bootstrap = rendered(&with_ports());
+    decode(&bootstrap);
+    assert_eq!(
+        admin_route(&bootstrap, 15021),
+        ("0.0.0.0".to_owned(), "/healthz/ready".to_owned(), "/ready".to_owned())
+    );
+    assert_eq!(
+        admin_route(&bootstrap, 15090),
+        ("0.0.0.0".to_owned(), "/stats/prometheus".to_owned(), "/stats/prometheus".to_owned())
+    );
+    let admin = bootstrap["static_resources"]["clusters"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "pilotfish-admin"))
+        .expect("the admin cluster");
+    let address = &admin["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"];
+    assert_eq!(address["socket_address"], json!({ "address": "127.0.0.1", "port_value": 15000 }));
+}
+
+#[test]
+fn a_readiness_port_makes_envoy_wait_for_its_first_configuration() {
+    let bootstrap = rendered(&with_ports());
+    for config in ["cds_config", "lds_config"] {
+        assert_eq!(bootstrap["dynamic_resources"][config]["initial_fetch_timeout"], "0s", "{config}");
+    }
+    let plain = rendered(&gateway());
+    assert!(plain["dynamic_resources"]["lds_config"].get("initial_fetch_timeout").is_none());
+    assert!(plain["static_resources"].get("listeners").is_none(), "no listeners unless asked for");
 }

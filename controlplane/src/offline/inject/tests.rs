@@ -233,12 +233,34 @@ fn input_without_workloads_or_that_does_not_read_is_an_error_naming_the_document
 
 #[test]
 fn pods_that_cannot_take_the_sidecar_are_refused_or_skipped() {
-    let message = error(&DEPLOYMENT.replace("containerPort: 9080", "containerPort: 15001"));
-    assert!(message.contains("15001"), "{message}");
+    for port in ["15000", "15001", "15021", "15090"] {
+        let message = error(&DEPLOYMENT.replace("containerPort: 9080", &format!("containerPort: {port}")));
+        assert!(message.contains(port), "{message}");
+    }
     let message = error(&DEPLOYMENT.replace("name: reviews\n", "name: istio-proxy\n"));
     assert!(message.contains("istio-proxy"), "{message}");
     let host = DEPLOYMENT.replace("      initContainers:", "      hostNetwork: true\n      initContainers:");
     let out = inject(&host, &InjectOptions::default()).expect("as the test built it");
     assert!(out.notes[0].contains("hostNetwork"), "{:?}", out.notes);
     assert_eq!(documents(&out.yaml), documents(&host));
+}
+
+#[test]
+fn the_application_starts_once_its_sidecar_is_configured_and_stats_are_where_istio_has_them() {
+    let out = injected(DEPLOYMENT);
+    let proxy = container(&out[0]["spec"]["template"]["spec"], PROXY_CONTAINER);
+    // The kubelet starts the next container only once a native sidecar's startup probe succeeds.
+    let startup = &proxy["startupProbe"]["httpGet"];
+    assert_eq!((startup["path"].as_str(), startup["port"].as_u64()), (Some("/healthz/ready"), Some(15021)));
+    assert_eq!(proxy["readinessProbe"]["httpGet"], *startup);
+    assert_eq!(proxy["ports"][0]["containerPort"], 15090);
+    // The bootstrap serves that path from Envoy's /ready, and waits for its first configuration without limit.
+    let args = proxy["args"].as_array().expect("as the test built it");
+    let config = args.iter().position(|a| a == "--config-yaml").expect("--config-yaml");
+    let bootstrap: Json = serde_json::from_str(args[config + 1].as_str().expect("as the test built it")).expect("JSON");
+    let listeners = bootstrap["static_resources"]["listeners"].as_array().expect("static listeners");
+    let ports: Vec<u64> =
+        listeners.iter().filter_map(|l| l["address"]["socket_address"]["port_value"].as_u64()).collect();
+    assert_eq!(ports, [15021, 15090]);
+    assert_eq!(bootstrap["dynamic_resources"]["lds_config"]["initial_fetch_timeout"], "0s");
 }
