@@ -120,7 +120,6 @@ fn parse_severity(text: &str) -> Result<Severity, String> {
     }
 }
 
-
 /// Which diagnostics are reported, and how the "no problems" line names it.
 struct Scope {
     namespace: Option<String>,
