@@ -20,7 +20,7 @@
 mod debounce;
 mod view;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -158,6 +158,9 @@ pub struct Pipeline {
     submissions: Mutex<Option<mpsc::UnboundedReceiver<()>>>,
     catch_ups: RwLock<Vec<CatchUp>>,
     view: RwLock<Arc<InputsView>>,
+    /// Class diagnostics already logged (whatever class found them); cleared on every publication, so one that
+    /// stands is logged once per change rather than once per class and rebuild.
+    logged: Arc<Mutex<HashSet<Diagnostic>>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -211,6 +214,7 @@ impl Pipeline {
             submissions: Mutex::new(Some(submissions)),
             catch_ups: RwLock::default(),
             view: RwLock::new(Arc::new(InputsView::default())),
+            logged: Arc::default(),
         })
     }
 
@@ -332,6 +336,7 @@ impl Pipeline {
         }
         let raw = Arc::new(raw);
         let previous = state.published.as_ref();
+        lock(&self.logged).clear();
         let rebuild = self.publish_to_cache(&translator, &raw, previous);
         for (class, err) in &rebuild.failed {
             warn!(class = %class, error = %err, "not publishing for this class: serving its last good config");
@@ -360,7 +365,8 @@ impl Pipeline {
         raw: &Arc<Vec<(ProxySelector, Any)>>,
         previous: Option<&Published>,
     ) -> Rebuild {
-        let builder = builder(Arc::clone(translator), Arc::clone(raw), Arc::clone(&self.metrics));
+        let builder =
+            builder(Arc::clone(translator), Arc::clone(raw), Arc::clone(&self.metrics), Arc::clone(&self.logged));
         let changed_hosts = previous
             .filter(|previous| previous.raw == *raw)
             .and_then(|previous| translator.endpoint_changes_since(&previous.translator));
@@ -496,14 +502,24 @@ fn checked_raw(resource: &EnvoyResource, diagnostics: &mut Vec<Diagnostic>) -> O
     }
 }
 
-/// A cache builder serving each class its translation, plus the raw resources its selector picks.
-pub fn builder(translator: Arc<Translator>, raw: Arc<Vec<(ProxySelector, Any)>>, metrics: Arc<Metrics>) -> Builder {
+/// A cache builder serving each class its translation, plus the raw resources its selector picks. A class's own
+/// diagnostic is logged the first time it is found (`logged` keeps what was), not on every rebuild of every class.
+fn builder(
+    translator: Arc<Translator>,
+    raw: Arc<Vec<(ProxySelector, Any)>>,
+    metrics: Arc<Metrics>,
+    logged: Arc<Mutex<HashSet<Diagnostic>>>,
+) -> Builder {
     Arc::new(move |class: &ProxyClass| {
         let started = Instant::now();
         let (snapshot, diagnostics) = build(&translator, &raw, class)?;
         metrics.translation.observe(started.elapsed().as_secs_f64());
-        for diagnostic in &diagnostics {
-            log_diagnostic(diagnostic, Some(class));
+        let mut logged = lock(&logged);
+        for diagnostic in diagnostics {
+            if !logged.contains(&diagnostic) {
+                log_diagnostic(&diagnostic, Some(class));
+                logged.insert(diagnostic);
+            }
         }
         Ok(snapshot)
     })
