@@ -5,11 +5,12 @@
 //!
 //! Checks that depend on the proxy (destination hosts, subsets, ports) are made while translating.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostics::Diagnostic;
 use crate::input::Kind;
 use crate::model::{Model, host_matches, resolve_host};
+use crate::proxy::{ProxyClass, Role};
 use crate::translate::gateway_name;
 
 pub fn analyze(model: &Model) -> Vec<Diagnostic> {
@@ -95,4 +96,31 @@ pub fn analyze(model: &Model) -> Vec<Diagnostic> {
         }
     }
     diagnostics
+}
+
+/// One proxy class per Gateway selector and a sidecar per namespace: enough to see every class-specific diagnostic
+/// the input can produce (`pilotfish analyze` translates each).
+pub fn representative_classes(model: &Model) -> Vec<ProxyClass> {
+    let mut classes = BTreeSet::new();
+    for gateway in &model.gateways {
+        let mut class = ProxyClass::new(Role::Gateway);
+        class.labels = gateway.spec.selector.clone();
+        class.namespace = gateway.meta.namespace.clone();
+        classes.insert(class);
+    }
+    let namespaces: BTreeSet<&String> = model
+        .virtual_services
+        .iter()
+        .map(|v| &v.meta.namespace)
+        .chain(model.services.values().map(|s| &s.namespace))
+        .collect();
+    for namespace in namespaces {
+        let mut class = ProxyClass::new(Role::Sidecar);
+        class.namespace = namespace.clone();
+        classes.insert(class);
+    }
+    if classes.is_empty() {
+        classes.insert(ProxyClass::new(Role::Sidecar));
+    }
+    classes.into_iter().collect()
 }
