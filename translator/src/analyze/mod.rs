@@ -1,102 +1,115 @@
-//! Cross-object checks that hold for every proxy class, with `istioctl analyze` codes:
-//! IST0101 (a VirtualService names a Gateway that does not exist), IST0109 (two mesh VirtualServices for one
-//! host), IST0132 (a VirtualService host no server of its Gateway accepts), IST0174 (a DestinationRule whose host
-//! matches no service).
+//! Checks across objects, as `istioctl analyze` makes them and with its codes and levels, over every object of a
+//! [`World`] (valid or not: an object with a schema error still names what it names).
 //!
-//! Checks that depend on the proxy (destination hosts, subsets, ports) are made while translating.
+//! | code | level | what | module |
+//! |---|---|---|---|
+//! | IST0101 | error | a Gateway's selector matches no workload | [`gateways`] |
+//! | IST0145 | error | two Gateways serve one host on one port of the same workloads | [`gateways`] |
+//! | IST0162 | warning | a Gateway port no Service in front of its workloads exposes | [`gateways`] |
+//! | IST0101 | error | a VirtualService's gateway, destination host, port or subset does not exist | [`virtual_services`] |
+//! | IST0109 | error | mesh VirtualServices that route one host | [`virtual_services`] |
+//! | IST0112 | error | a destination without a port, to a service with several | [`virtual_services`] |
+//! | IST0132 | warning | a Gateway that accepts none of a VirtualService's hosts | [`virtual_services`] |
+//! | IST0165 | warning | a gateway Istio generates for a Kubernetes Gateway, named as a VirtualService's gateway | [`virtual_services`] |
+//! | IST0173 | error | a DestinationRule subset that selects no workload of its service | [`destination_rules`] |
+//! | IST0174 | warning | a DestinationRule host that matches no service | [`destination_rules`] |
+//!
+//! IST0130 and IST0131 (unreachable rules, ineffective matches) look at one VirtualService and are made by
+//! [`crate::validate`], as istiod's validation makes them. Where pilotfish's local mode needs a decision istioctl does
+//! not have to make, and where pilotfish deliberately differs, `docs/analyze-vs-istioctl.md` says so.
+//!
+//! Services are looked up as Istio sees them: a Kubernetes Service or ServiceEntry is visible from the namespaces its
+//! `exportTo` names, though pilotfish itself does not enforce `exportTo`. Workloads are the Pods of the input and
+//! the endpoints of ServiceEntries; like `istioctl analyze` reading files, the analysis assumes the default ingress
+//! gateway workload (`istio: ingressgateway` in `istio-system`, what gateway proxies usually carry) exists even when
+//! no Pod stands for it, as in local mode.
+//!
+//! Checks that depend on the proxy (which listener a route lands on) are made while translating.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod destination_rules;
+mod gateways;
+mod hosts;
+mod virtual_services;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::diagnostics::Diagnostic;
-use crate::input::Kind;
-use crate::model::{Model, host_matches, resolve_host};
+use crate::input::registry::Pod;
+use crate::input::{Labels, Object, World, same_objects};
+use crate::model::{Model, ROOT_NAMESPACE};
 use crate::proxy::{ProxyClass, Role};
-use crate::translate::gateway_name;
 
-pub fn analyze(model: &Model) -> Vec<Diagnostic> {
-    let mut diagnostics = Vec::new();
-    let gateways: BTreeMap<String, _> =
-        model.gateways.iter().map(|g| (format!("{}/{}", g.meta.namespace, g.meta.name), g)).collect();
-    let mut mesh_hosts: BTreeMap<String, String> = BTreeMap::new();
-    let mut by_age: Vec<_> = model.virtual_services.iter().collect();
-    by_age.sort_by(|a, b| {
-        (&a.meta.creation_timestamp, &a.meta.namespace, &a.meta.name).cmp(&(
-            &b.meta.creation_timestamp,
-            &b.meta.namespace,
-            &b.meta.name,
-        ))
-    });
-    for vs in by_age {
-        let reference = vs.reference(Kind::VirtualService);
-        let report = |diagnostic: Diagnostic| diagnostic.object(reference.clone(), vs.meta.source.clone());
-        for (index, name) in vs.spec.gateways.iter().enumerate() {
-            if name == "mesh" {
-                continue;
-            }
-            let full = gateway_name(name, &vs.meta.namespace);
-            let Some(gateway) = gateways.get(&full) else {
-                diagnostics.push(
-                    report(Diagnostic::error(format!("referenced gateway not found: {full:?}")))
-                        .code("IST0101")
-                        .field(format!("spec.gateways[{index}]")),
-                );
-                continue;
-            };
-            let server_hosts: Vec<&str> = gateway
-                .spec
-                .servers
-                .iter()
-                .flat_map(|s| s.hosts.iter())
-                .map(|h| h.split_once('/').map_or(h.as_str(), |(_, host)| host))
-                .collect();
-            for host in &vs.spec.hosts {
-                // Short names are resolved first, as translation does (`web` is `web.<ns>.svc.cluster.local`).
-                let resolved = resolve_host(host, &vs.meta.namespace);
-                if !server_hosts.iter().any(|s| host_matches(s, &resolved) || host_matches(&resolved, s)) {
-                    diagnostics.push(
-                        report(Diagnostic::warning(format!(
-                            "host {host:?} is not among the hosts of gateway {full} ({}); it gets no route there",
-                            server_hosts.join(", ")
-                        )))
-                        .code("IST0132")
-                        .field("spec.hosts"),
-                    );
-                }
-            }
-        }
-        let for_mesh = vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
-        if for_mesh {
-            for host in &vs.spec.hosts {
-                let host = resolve_host(host, &vs.meta.namespace);
-                let name = format!("{}/{}", vs.meta.namespace, vs.meta.name);
-                match mesh_hosts.get(&host) {
-                    Some(first) => diagnostics.push(
-                        report(Diagnostic::warning(format!(
-                            "host {host} is also routed for the mesh by VirtualService {first}, which is older and wins"
-                        )))
-                        .code("IST0109")
-                        .field("spec.hosts"),
-                    ),
-                    None => {
-                        mesh_hosts.insert(host, name);
-                    }
-                }
-            }
-        }
+/// The labels of the ingress gateway workload analysis assumes, as `istioctl analyze` does for files.
+pub const DEFAULT_GATEWAY_LABELS: [(&str, &str); 1] = [("istio", "ingressgateway")];
+
+/// What analysis found, in two parts: what follows from the configuration alone, and what also depends on the
+/// workloads (Pods and EndpointSlices), which change far more often and are all that changes then.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Analysis {
+    configuration: Vec<Diagnostic>,
+    workloads: Vec<Diagnostic>,
+}
+
+impl Analysis {
+    pub fn new(world: &World) -> Analysis {
+        let hosts = hosts::Hosts::new(world);
+        let mut configuration = virtual_services::check(world, &hosts);
+        configuration.extend(destination_rules::check_hosts(world, &hosts));
+        Analysis { configuration, workloads: workloads(world, &hosts) }
     }
-    for rule in &model.destination_rules {
-        let host = resolve_host(&rule.spec.host, &rule.meta.namespace);
-        if model.services_matching(&host).next().is_none() {
-            diagnostics.push(
-                Diagnostic::warning(format!("host {host:?} matches no service; the rule has no effect"))
-                    .code("IST0174")
-                    .object(rule.reference(Kind::DestinationRule), rule.meta.source.clone())
-                    .field("spec.host"),
-            );
+
+    /// The analysis of `world`, made from `self` (the analysis of `before`): when the two differ only in Pods and
+    /// EndpointSlices, only the part that depends on workloads is made again. Equals `Analysis::new(world)`.
+    pub fn updated(&self, before: &World, world: &World) -> Analysis {
+        let same_configuration = same_objects(&before.gateways, &world.gateways)
+            && same_objects(&before.virtual_services, &world.virtual_services)
+            && same_objects(&before.destination_rules, &world.destination_rules)
+            && same_objects(&before.service_entries, &world.service_entries)
+            && same_objects(&before.services, &world.services);
+        if !same_configuration {
+            return Analysis::new(world);
         }
+        let hosts = hosts::Hosts::new(world);
+        Analysis { configuration: self.configuration.clone(), workloads: workloads(world, &hosts) }
     }
+
+    pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.configuration.iter().chain(&self.workloads)
+    }
+}
+
+fn workloads(world: &World, hosts: &hosts::Hosts<'_>) -> Vec<Diagnostic> {
+    let mut diagnostics = gateways::check(world);
+    diagnostics.extend(destination_rules::check_subsets(world, hosts));
     diagnostics
 }
+
+/// Whether `labels` has every label of `selector`.
+fn selects(selector: &Labels, labels: &Labels) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// `{k=v, k2=v2}`.
+fn labels_text(labels: &Labels) -> String {
+    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{{{}}}", pairs.join(", "))
+}
+
+/// The Pods of `namespace` (the World keeps them sorted by namespace).
+fn pods_in<'w>(world: &'w World, namespace: &str) -> &'w [Arc<Object<Pod>>] {
+    let start = world.pods.partition_point(|p| p.meta.namespace.as_str() < namespace);
+    let end = start + world.pods[start..].partition_point(|p| p.meta.namespace == namespace);
+    &world.pods[start..end]
+}
+
+/// The labels of the default ingress gateway workload.
+fn default_gateway_labels() -> Labels {
+    DEFAULT_GATEWAY_LABELS.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+/// Where the default ingress gateway workload is.
+const DEFAULT_GATEWAY_NAMESPACE: &str = ROOT_NAMESPACE;
 
 /// One proxy class per Gateway selector and a sidecar per namespace: enough to see every class-specific diagnostic
 /// the input can produce (`pilotfish analyze` translates each).
@@ -124,3 +137,6 @@ pub fn representative_classes(model: &Model) -> Vec<ProxyClass> {
     }
     classes.into_iter().collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -213,8 +213,10 @@ fn object_input(kind: Kind, value: &Value, source: &Source) -> (Result<Input, Op
             let spec = value.get("spec").unwrap_or(&Value::Null);
             istio_spec(kind, meta, spec, &mut diagnostics)
         }
-        Kind::Service => kubernetes::<core::Service>(&reference, value, source, &mut diagnostics)
-            .map(|s| Input::Service(Arc::new(Object { meta, spec: Service::from(s.spec.unwrap_or_default()) }))),
+        Kind::Service => kubernetes::<core::Service>(&reference, value, source, &mut diagnostics).map(|s| {
+            report_service_protocols(&reference, source, &s, &mut diagnostics);
+            Input::Service(Arc::new(Object { meta, spec: Service::from_k8s(s) }))
+        }),
         Kind::EndpointSlice => kubernetes::<discovery::EndpointSlice>(&reference, value, source, &mut diagnostics)
             .map(|s| Input::EndpointSlice(Arc::new(Object { meta, spec: EndpointSlice::from_k8s(s) }))),
         Kind::Pod => kubernetes::<core::Pod>(&reference, value, source, &mut diagnostics)
@@ -297,6 +299,31 @@ fn kubernetes<T: DeserializeOwned>(
                     .field(error.path),
             );
             None
+        }
+    }
+}
+
+/// A port protocol Kubernetes does not have (`protocol: HTTP`): the apiserver refuses it, Istio reads the port as
+/// TCP, and so does pilotfish.
+fn report_service_protocols(
+    reference: &ObjectRef,
+    source: &Source,
+    service: &core::Service,
+    out: &mut Vec<Diagnostic>,
+) {
+    let ports = service.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or_default();
+    for (index, port) in ports.iter().enumerate() {
+        let Some(protocol) = port.protocol.as_deref() else { continue };
+        if !["TCP", "UDP", "SCTP"].contains(&protocol) {
+            out.push(
+                Diagnostic::warning(format!(
+                    "protocol {protocol:?} is not a Kubernetes protocol (TCP, UDP or SCTP): the apiserver refuses it; \
+                     pilotfish, as Istio, reads the port as TCP, its application protocol coming from the port name \
+                     or appProtocol"
+                ))
+                .object(reference.clone(), Some(source.clone()))
+                .field(format!("spec.ports[{index}].protocol")),
+            );
         }
     }
 }

@@ -32,7 +32,7 @@ use api_protos::pb::envoy::config::route::v3::RouteConfiguration;
 pub use listener::listener_name;
 pub use route::gateway_name;
 
-use crate::analyze;
+use crate::analyze::Analysis;
 use crate::diagnostics::{Diagnostic, ObjectRef, Severity, sorted};
 use crate::input::{Input, World, same_objects};
 use crate::model::{Model, Resolution, Service};
@@ -70,8 +70,8 @@ pub struct Translator {
     world: World,
     checks: Checks,
     model: Model,
-    /// What [`analyze::analyze`] found in `model`.
-    analysis: Vec<Diagnostic>,
+    /// What [`Analysis`] found in `world`.
+    analysis: Analysis,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -89,8 +89,11 @@ impl Translator {
     pub fn update(previous: &Translator, world: &World) -> Translator {
         let checks = Checks::new(world, Some((&previous.world, &previous.checks)));
         match previous.model.updated(&previous.world, &previous.checks, world, &checks) {
-            // Hosts, rules, gateways and VirtualServices are as they were: so is the analysis.
-            Some(model) => Translator::assemble(world, checks, model, Some(previous.analysis.clone())),
+            // Hosts, rules, gateways and VirtualServices are as they were: so is much of the analysis.
+            Some(model) => {
+                let analysis = previous.analysis.updated(&previous.world, world);
+                Translator::assemble(world, checks, model, Some(analysis))
+            }
             None => {
                 let model = previous.model.rebuilt(&previous.world, world, &checks);
                 Translator::assemble(world, checks, model, None)
@@ -141,7 +144,8 @@ impl Translator {
             None => Model::checked(&world, &checks),
             Some(previous) => match previous.model.updated(&previous.world, &previous.checks, &world, &checks) {
                 Some(model) => {
-                    let mut translator = Translator::assemble(&world, checks, model, Some(previous.analysis.clone()));
+                    let analysis = previous.analysis.updated(&previous.world, &world);
+                    let mut translator = Translator::assemble(&world, checks, model, Some(analysis));
                     translator.add_diagnostics(extra);
                     return translator;
                 }
@@ -165,11 +169,11 @@ impl Translator {
         self.diagnostics.iter().any(|d| d.severity == Severity::Error)
     }
 
-    fn assemble(world: &World, checks: Checks, model: Model, analysis: Option<Vec<Diagnostic>>) -> Translator {
-        let analysis = analysis.unwrap_or_else(|| analyze::analyze(&model));
+    fn assemble(world: &World, checks: Checks, model: Model, analysis: Option<Analysis>) -> Translator {
+        let analysis = analysis.unwrap_or_else(|| Analysis::new(world));
         let mut diagnostics: Vec<Diagnostic> = checks.diagnostics().cloned().collect();
         diagnostics.extend(model.diagnostics.iter().cloned());
-        diagnostics.extend(analysis.iter().cloned());
+        diagnostics.extend(analysis.diagnostics().cloned());
         Translator { world: world.clone(), checks, model, analysis, diagnostics: sorted(diagnostics) }
     }
 
@@ -226,12 +230,11 @@ impl Translator {
 
     /// The ClusterLoadAssignments of the services `hosts` names, as [`Translator::translate`] makes them for `class`.
     pub fn endpoints(&self, class: &ProxyClass, hosts: &BTreeSet<String>) -> Vec<ClusterLoadAssignment> {
-        let mut diagnostics = Vec::new();
         let mut endpoints = Vec::new();
         for host in hosts {
             let Some(service) = self.model.services.get(host.as_str()) else { continue };
             let rule = self.model.destination_rule(host, &class.namespace);
-            endpoints.extend(cluster::service_clusters(service, rule.map(AsRef::as_ref), &mut diagnostics).1);
+            endpoints.extend(cluster::service_clusters(service, rule.map(AsRef::as_ref)).1);
         }
         endpoints.sort_by_cached_key(|e| e.cluster_name.clone());
         endpoints
@@ -251,8 +254,7 @@ impl Translator {
         let mut endpoints = Vec::new();
         for service in self.model.services.values() {
             let rule = self.model.destination_rule(&service.hostname, &class.namespace);
-            let (service_clusters, assignments) =
-                cluster::service_clusters(service, rule.map(AsRef::as_ref), &mut diagnostics);
+            let (service_clusters, assignments) = cluster::service_clusters(service, rule.map(AsRef::as_ref));
             clusters.extend(service_clusters);
             endpoints.extend(assignments);
         }

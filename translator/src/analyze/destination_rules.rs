@@ -1,0 +1,165 @@
+//! DestinationRules against the services they are for: IST0174 (the host matches no service) and IST0173 (a subset
+//! selects no workload of the service).
+
+use std::collections::BTreeSet;
+
+use super::hosts::{Host, Hosts, Lookup, Origin, seen_from};
+use super::{labels_text, pods_in, selects};
+use crate::diagnostics::Diagnostic;
+use crate::input::istio::{DestinationRule, Subset};
+use crate::input::{Kind, Labels, Object, World};
+use crate::model::resolve_host;
+
+/// Labels istiod adds to every endpoint from its Node and cluster (`AugmentLabels`): pilotfish reads no Nodes, so
+/// it cannot tell whether a workload has them.
+const TOPOLOGY_LABELS: [&str; 6] = [
+    "topology.kubernetes.io/region",
+    "topology.kubernetes.io/zone",
+    "topology.istio.io/subzone",
+    "topology.istio.io/cluster",
+    "topology.istio.io/network",
+    "kubernetes.io/hostname",
+];
+
+fn report(rule: &Object<DestinationRule>, diagnostic: Diagnostic, field: impl Into<String>) -> Diagnostic {
+    diagnostic.object(rule.reference(Kind::DestinationRule), rule.meta.source.clone()).field(field)
+}
+
+/// The services `rule` is for, as seen from its namespace: the one its host names, or for a wildcard host every
+/// service it covers. Err: why there is none.
+fn services_of<'h, 'w>(rule: &Object<DestinationRule>, hosts: &'h Hosts<'w>) -> Result<Vec<&'h Host<'w>>, String> {
+    let from = seen_from(&rule.spec.export_to, &rule.meta.namespace);
+    let host = resolve_host(&rule.spec.host, &rule.meta.namespace);
+    match hosts.find(&host, &from) {
+        Lookup::Visible(found) => Ok(vec![found]),
+        Lookup::Hidden(found) => Err(found.hidden_because(&from)),
+        Lookup::Missing if host.starts_with('*') => {
+            let covered = hosts.covered_by(&host, &from);
+            if covered.is_empty() { Err(format!("no service host is covered by {host}")) } else { Ok(covered) }
+        }
+        Lookup::Missing => Err(format!("no Service or ServiceEntry defines {host}")),
+    }
+}
+
+/// IST0174: rules whose host matches no service.
+pub fn check_hosts(world: &World, hosts: &Hosts<'_>) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    for rule in &world.destination_rules {
+        if let Err(why) = services_of(rule, hosts) {
+            diagnostics.push(report(
+                rule,
+                Diagnostic::warning(format!(
+                    "host {:?} matches no service ({why}): the rule has no effect",
+                    rule.spec.host
+                ))
+                .code("IST0174"),
+                "spec.host",
+            ));
+        }
+    }
+    diagnostics
+}
+
+/// The label sets of the workloads behind a service: the Pods its selector picks (ready or not) or its
+/// EndpointSlices name, a ServiceEntry's endpoints, and the Pods its `workloadSelector` picks.
+fn workloads<'w>(world: &'w World, host: &Host<'w>) -> Vec<&'w Labels> {
+    match host.origin {
+        Origin::Service(service) => {
+            let namespace = &service.meta.namespace;
+            let sliced: BTreeSet<&str> = world
+                .endpoint_slices
+                .iter()
+                .filter(|s| s.meta.namespace == *namespace && s.spec.service_name == service.meta.name)
+                .flat_map(|s| &s.spec.endpoints)
+                .filter_map(|e| e.pod.as_deref())
+                .collect();
+            pods_in(world, namespace)
+                .iter()
+                .filter(|pod| {
+                    sliced.contains(pod.meta.name.as_str())
+                        || (!service.spec.selector.is_empty() && selects(&service.spec.selector, &pod.meta.labels))
+                })
+                .map(|pod| &pod.meta.labels)
+                .collect()
+        }
+        Origin::ServiceEntry(entry) => {
+            let mut labels: Vec<&Labels> = entry.spec.endpoints.iter().map(|e| &e.labels).collect();
+            if let Some(selector) = workload_selector(entry.spec.workload_selector.as_ref()) {
+                labels.extend(
+                    pods_in(world, &entry.meta.namespace)
+                        .iter()
+                        .filter(|pod| selects(&selector, &pod.meta.labels))
+                        .map(|pod| &pod.meta.labels),
+                );
+            }
+            labels
+        }
+    }
+}
+
+/// `workloadSelector.labels` of a ServiceEntry.
+fn workload_selector(selector: Option<&serde_json::Value>) -> Option<Labels> {
+    let labels = selector?.get("labels")?.as_object()?;
+    Some(labels.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+}
+
+/// Whether a workload with `labels` can be in `subset`. Topology labels, which istiod adds from the workload's Node,
+/// are taken to match when they have a value (pilotfish cannot tell) and never when they are empty (istiod adds
+/// none then).
+fn in_subset(subset: &Subset, labels: &Labels) -> bool {
+    subset
+        .labels
+        .iter()
+        .all(|(k, v)| if TOPOLOGY_LABELS.contains(&k.as_str()) { !v.is_empty() } else { labels.get(k) == Some(v) })
+}
+
+/// IST0173: subsets that select no workload of the rule's service; and a warning for subsets that select by
+/// topology labels, which pilotfish's endpoints do not carry.
+pub fn check_subsets(world: &World, hosts: &Hosts<'_>) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
+    for rule in world.destination_rules.iter().filter(|r| !r.spec.subsets.is_empty()) {
+        let Ok(services) = services_of(rule, hosts) else { continue };
+        let workloads: Vec<&Labels> = services.iter().flat_map(|host| workloads(world, host)).collect();
+        let names: Vec<String> = services.iter().map(|h| h.name.clone()).collect();
+        for (index, subset) in rule.spec.subsets.iter().enumerate() {
+            let field = format!("spec.subsets[{index}]");
+            let topology: Vec<&str> =
+                subset.labels.keys().map(String::as_str).filter(|k| TOPOLOGY_LABELS.contains(k)).collect();
+            if !topology.is_empty() {
+                diagnostics.push(report(
+                    rule,
+                    Diagnostic::warning(format!(
+                        "subset {:?} selects by {}, which istiod adds to endpoints from their Node: pilotfish reads \
+                         no Nodes, so this subset gets no endpoints from pilotfish",
+                        subset.name,
+                        topology.join(", ")
+                    )),
+                    field.clone(),
+                ));
+            }
+            if workloads.iter().any(|labels| in_subset(subset, labels)) {
+                continue;
+            }
+            let why = if workloads.is_empty() {
+                format!("{} has no workload in the input (no Pod its selector picks, no endpoint)", names.join(", "))
+            } else {
+                format!(
+                    "none of the {} workloads of {} has labels {}",
+                    workloads.len(),
+                    names.join(", "),
+                    labels_text(&subset.labels)
+                )
+            };
+            diagnostics.push(report(
+                rule,
+                Diagnostic::error(format!(
+                    "subset {:?} selects no workload: {why}; requests to it get 503 (no healthy upstream)",
+                    subset.name
+                ))
+                .code("IST0173"),
+                field,
+            ));
+        }
+    }
+    diagnostics
+}
