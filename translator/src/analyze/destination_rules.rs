@@ -32,7 +32,7 @@ fn services_of<'h, 'w>(rule: &Object<DestinationRule>, hosts: &'h Hosts<'w>) -> 
     let host = resolve_host(&rule.spec.host, &rule.meta.namespace);
     match hosts.find(&host, &from) {
         Lookup::Visible(found) => Ok(vec![found]),
-        Lookup::Hidden(found) => Err(found.hidden_because(&from)),
+        Lookup::Hidden(found) => Err(found.hidden_because(&host, &from)),
         Lookup::Missing if host.starts_with('*') => {
             let covered = hosts.covered_by(&host, &from);
             if covered.is_empty() { Err(format!("no service host is covered by {host}")) } else { Ok(covered) }

@@ -21,6 +21,10 @@ pub fn check(world: &World) -> Vec<Diagnostic> {
             diagnostics.push(unselected(gateway));
         }
         diagnostics.extend(unexposed_ports(world, gateway, &pods));
+        let namespace = pods.first().map(|p| p.meta.namespace.as_str());
+        if let Some(namespace) = namespace.or(default_workload.then_some(DEFAULT_GATEWAY_NAMESPACE)) {
+            diagnostics.extend(missing_credentials(world, gateway, namespace));
+        }
     }
     diagnostics.extend(conflicts(world));
     diagnostics
@@ -44,6 +48,37 @@ fn unselected(gateway: &Object<Gateway>) -> Diagnostic {
         .code("IST0101"),
         "spec.selector",
     )
+}
+
+/// IST0101: a server's `credentialName` that names no Secret of the namespace of the gateway workload (`ns/name`
+/// names its namespace). Checked only when the input holds Secrets at all: pilotfish does not read them from a
+/// cluster, and files without any say nothing about what the cluster has.
+fn missing_credentials(world: &World, gateway: &Object<Gateway>, namespace: &str) -> Vec<Diagnostic> {
+    let secrets: Vec<(&str, &str)> =
+        world.ignored.iter().filter(|o| o.is("", "Secret")).map(|o| (o.namespace.as_str(), o.name.as_str())).collect();
+    if secrets.is_empty() {
+        return Vec::new();
+    }
+    let mut diagnostics = Vec::new();
+    for (index, server) in gateway.spec.servers.iter().enumerate() {
+        let Some(credential) = server.tls.as_ref().map(|t| t.credential_name.as_str()).filter(|c| !c.is_empty()) else {
+            continue;
+        };
+        let (secret_namespace, name) = credential.split_once('/').unwrap_or((namespace, credential));
+        if secrets.contains(&(secret_namespace, name)) {
+            continue;
+        }
+        diagnostics.push(report(
+            gateway,
+            Diagnostic::error(format!(
+                "referenced credentialName not found: {credential:?} (no Secret {secret_namespace}/{name}, where the \
+                 gateway workload runs)"
+            ))
+            .code("IST0101"),
+            format!("spec.servers[{index}].tls.credentialName"),
+        ));
+    }
+    diagnostics
 }
 
 /// A workload a Gateway selects: a Pod of the input, or the default ingress gateway.

@@ -75,15 +75,17 @@ pub struct Host<'w> {
 }
 
 impl Host<'_> {
-    /// Why a reference from `from` does not see this host.
-    pub fn hidden_because(&self, from: &[String]) -> String {
+    /// Why a reference to `name` from `from` does not see this host.
+    pub fn hidden_because(&self, name: &str, from: &[String]) -> String {
         let to = match &self.export {
             Export::All => "every namespace".to_owned(),
             Export::To(namespaces) if namespaces.is_empty() => "no namespace".to_owned(),
             Export::To(namespaces) => namespaces.join(", "),
         };
+        let defines =
+            if self.name == name { "defines it".to_owned() } else { format!("covers it (host {})", self.name) };
         format!(
-            "{} defines it, but {} exports it to {to} only, not to {}: Istio hides it there (pilotfish does not \
+            "{} {defines}, but {} exports it to {to} only, not to {}: Istio hides it there (pilotfish does not \
              enforce exportTo)",
             self.origin.describe(),
             self.origin.export_field(),

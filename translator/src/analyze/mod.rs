@@ -3,7 +3,7 @@
 //!
 //! | code | level | what | module |
 //! |---|---|---|---|
-//! | IST0101 | error | a Gateway's selector matches no workload | [`gateways`] |
+//! | IST0101 | error | a Gateway's selector matches no workload; its `credentialName` no Secret | [`gateways`] |
 //! | IST0145 | error | two Gateways serve one host on one port of the same workloads | [`gateways`] |
 //! | IST0162 | warning | a Gateway port no Service in front of its workloads exposes | [`gateways`] |
 //! | IST0101 | error | a VirtualService's gateway, destination host, port or subset does not exist | [`virtual_services`] |
@@ -13,6 +13,7 @@
 //! | IST0165 | warning | a gateway Istio generates for a Kubernetes Gateway, named as a VirtualService's gateway | [`virtual_services`] |
 //! | IST0173 | error | a DestinationRule subset that selects no workload of its service | [`destination_rules`] |
 //! | IST0174 | warning | a DestinationRule host that matches no service | [`destination_rules`] |
+//! | IST0101 | error | a Sidecar's or Telemetry's selector, an AuthorizationPolicy's namespace (kinds pilotfish does not translate) | [`untranslated`] |
 //!
 //! IST0130 and IST0131 (unreachable rules, ineffective matches) look at one VirtualService and are made by
 //! [`crate::validate`], as istiod's validation makes them. Where pilotfish's local mode needs a decision istioctl does
@@ -22,13 +23,17 @@
 //! `exportTo` names, though pilotfish itself does not enforce `exportTo`. Workloads are the Pods of the input and
 //! the endpoints of ServiceEntries; like `istioctl analyze` reading files, the analysis assumes the default ingress
 //! gateway workload (`istio: ingressgateway` in `istio-system`, what gateway proxies usually carry) exists even when
-//! no Pod stands for it, as in local mode.
+//! no Pod stands for it, as in local mode. Objects of kinds translation does not use (Secrets, Namespaces, Sidecars,
+//! Kubernetes Gateways, …) come with the World as [`World::ignored`].
 //!
-//! Checks that depend on the proxy (which listener a route lands on) are made while translating.
+//! Everything analysis finds is [advisory](Diagnostic::advisory): as in Istio, where the validation webhook rejects
+//! a schema error but `istioctl analyze` rejects nothing, an analysis error is reported and the configuration is
+//! served as written. Checks that depend on the proxy (which listener a route lands on) are made while translating.
 
 mod destination_rules;
 mod gateways;
 mod hosts;
+mod untranslated;
 mod virtual_services;
 
 use std::collections::BTreeSet;
@@ -56,7 +61,8 @@ impl Analysis {
         let hosts = hosts::Hosts::new(world);
         let mut configuration = virtual_services::check(world, &hosts);
         configuration.extend(destination_rules::check_hosts(world, &hosts));
-        Analysis { configuration, workloads: workloads(world, &hosts) }
+        configuration.extend(untranslated::check_policy_namespaces(world));
+        Analysis { configuration: advisory(configuration), workloads: workloads(world, &hosts) }
     }
 
     /// The analysis of `world`, made from `self` (the analysis of `before`): when the two differ only in Pods and
@@ -66,7 +72,8 @@ impl Analysis {
             && same_objects(&before.virtual_services, &world.virtual_services)
             && same_objects(&before.destination_rules, &world.destination_rules)
             && same_objects(&before.service_entries, &world.service_entries)
-            && same_objects(&before.services, &world.services);
+            && same_objects(&before.services, &world.services)
+            && same_objects(&before.ignored, &world.ignored);
         if !same_configuration {
             return Analysis::new(world);
         }
@@ -82,7 +89,13 @@ impl Analysis {
 fn workloads(world: &World, hosts: &hosts::Hosts<'_>) -> Vec<Diagnostic> {
     let mut diagnostics = gateways::check(world);
     diagnostics.extend(destination_rules::check_subsets(world, hosts));
-    diagnostics
+    diagnostics.extend(untranslated::check_selectors(world));
+    advisory(diagnostics)
+}
+
+/// Analysis says what will not work as meant; it refuses nothing (see [`Diagnostic::advisory`]).
+fn advisory(diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    diagnostics.into_iter().map(Diagnostic::advisory).collect()
 }
 
 /// Whether `labels` has every label of `selector`.

@@ -6,9 +6,10 @@ use crate::translate::Translator;
 
 // === Helpers ===
 
+/// The World of `yaml`, with the objects translation does not use.
 fn world(yaml: &str) -> World {
-    let (inputs, _) = read_yaml(yaml, "test.yaml");
-    World::new(inputs).0
+    let read = crate::input::read(yaml, "test.yaml");
+    World::new(read.inputs).0.with_ignored(read.ignored)
 }
 
 /// Every diagnostic of the Translator of `yaml` (validation and analysis), and of translating the representative
@@ -375,6 +376,101 @@ spec:
     let own = one(&d, "IST0132", "VirtualService default/own", "spec.gateways[0]");
     assert_eq!(own.severity, Severity::Warning);
     assert_eq!(coded(&d, "IST0132").len(), 1, "one accepted host is enough:\n{}", listing(&d));
+}
+
+#[test]
+fn a_kubernetes_gateway_exists_for_virtual_services_with_its_listener_hosts() {
+    let d = all(r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: edge, namespace: default}
+spec:
+  gatewayClassName: istio
+  listeners: [{name: http, hostname: example.com, port: 80, protocol: HTTP}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: right, namespace: default}
+spec:
+  hosts: [example.com]
+  gateways: [edge]
+  http: [{directResponse: {status: 200}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: wrong, namespace: default}
+spec:
+  hosts: [wrong.example.com]
+  gateways: [edge]
+  http: [{directResponse: {status: 200}}]
+"#);
+    none(&d, "IST0101");
+    one(&d, "IST0132", "VirtualService default/wrong", "spec.gateways[0]");
+    assert_eq!(coded(&d, "IST0132").len(), 1, "{}", listing(&d));
+}
+
+#[test]
+fn a_credential_name_no_secret_of_the_gateway_namespace_has_is_ist0101() {
+    let gateway = |name: &str, credential: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  \
+             selector: {{istio: ingressgateway}}\n  servers:\n  - port: {{number: 443, name: https, protocol: HTTPS}}\n    \
+             hosts: [shop.example.com]\n    tls: {{mode: SIMPLE, credentialName: {credential}}}\n---\n"
+        )
+    };
+    let gateways = format!("{}{}", gateway("right", "shop-cert"), gateway("wrong", "other-cert"));
+    // Without any Secret in the input nothing is said: a cluster's Secrets are not read.
+    none(&all(&gateways), "IST0101");
+    let secret =
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: shop-cert, namespace: istio-system}\ntype: kubernetes.io/tls\n";
+    let d = all(&format!("{gateways}{secret}"));
+    let wrong = one(&d, "IST0101", "Gateway default/wrong", "spec.servers[0].tls.credentialName");
+    assert!(wrong.message.contains("istio-system/other-cert"), "{}", wrong.message);
+    assert_eq!(coded(&d, "IST0101").len(), 1, "{}", listing(&d));
+}
+
+#[test]
+fn untranslated_kinds_are_checked_as_istioctl_checks_them() {
+    let d = all(r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: shop, labels: {app: web}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: web, namespace: shop}
+spec:
+  workloadSelector: {labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: typo, namespace: shop}
+spec:
+  workloadSelector: {labels: {app: wbe}}
+---
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: other, namespace: other}
+spec:
+  selector: {matchLabels: {app: web}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: from, namespace: shop}
+spec:
+  rules: [{from: [{source: {namespaces: [shop, "sh*", bogus]}}]}]
+"#);
+    let typo = one(&d, "IST0101", "Sidecar shop/typo", "spec.workloadSelector.labels");
+    assert_eq!(typo.severity, Severity::Error);
+    assert_eq!(typo.source.as_ref().map(|s| s.position.line), Some(20));
+    one(&d, "IST0101", "Telemetry other/other", "spec.selector.matchLabels");
+    let bogus = one(&d, "IST0101", "AuthorizationPolicy shop/from", "spec.rules[0].from[0].source.namespaces[2]");
+    assert!(bogus.message.contains("\"bogus\""), "{}", bogus.message);
+    assert_eq!(coded(&d, "IST0101").len(), 3, "{}", listing(&d));
 }
 
 // === DestinationRules ===

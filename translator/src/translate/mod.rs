@@ -33,8 +33,8 @@ pub use listener::listener_name;
 pub use route::gateway_name;
 
 use crate::analyze::Analysis;
-use crate::diagnostics::{Diagnostic, ObjectRef, Severity, sorted};
-use crate::input::{Input, World, same_objects};
+use crate::diagnostics::{Diagnostic, ObjectRef, sorted};
+use crate::input::{IgnoredObject, Input, World, same_objects};
 use crate::model::{Model, Resolution, Service};
 use crate::proxy::{ProxyClass, Role};
 use crate::validate::Checks;
@@ -101,7 +101,8 @@ impl Translator {
         }
     }
 
-    /// The Translator of `inputs` as a source hands them over: duplicates are reported (the first definition counts),
+    /// The Translator of `inputs` as a source hands them over (with the objects of kinds translation does not use,
+    /// which analysis looks at): duplicates are reported (the first definition counts),
     /// and an object that is invalid now, or that did not read at all (`unreadable`), is served at its version in
     /// `last_valid` when it has one, with its errors and a note saying so. `last_valid` is then brought up to date:
     /// valid objects become their own last valid version, objects gone from the inputs are forgotten. Built from
@@ -109,10 +110,12 @@ impl Translator {
     pub fn prepare(
         previous: Option<&Translator>,
         inputs: Vec<Input>,
+        ignored: Vec<IgnoredObject>,
         unreadable: &[ObjectRef],
         last_valid: &mut LastValid,
     ) -> Translator {
         let (world, mut extra) = World::new(inputs.iter().cloned());
+        let world = world.with_ignored(ignored);
         let checks = Checks::new(&world, previous.map(|p| (&p.world, &p.checks)));
         let invalid = checks.invalid(&world);
         let stale: BTreeSet<&ObjectRef> =
@@ -135,7 +138,8 @@ impl Translator {
                 .into_iter()
                 .filter(|input| !stale.contains(&input.reference()))
                 .chain(stale.iter().map(|reference| last_valid.0[*reference].clone()));
-            let (world_kept, _) = World::new(replaced);
+            let (mut world_kept, _) = World::new(replaced);
+            world_kept.ignored = world.ignored.clone();
             let checks_kept = Checks::new(&world_kept, Some((&world, &checks)));
             (world_kept, checks_kept)
         };
@@ -164,9 +168,10 @@ impl Translator {
         }
     }
 
-    /// Whether any diagnostic of this World (not of one class) is an error: something written is not served.
+    /// Whether any diagnostic of this World (not of one class) is an error that means something written is not
+    /// served (analysis errors do not: see [`Diagnostic::advisory`]).
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+        self.diagnostics.iter().any(Diagnostic::rejects)
     }
 
     fn assemble(world: &World, checks: Checks, model: Model, analysis: Option<Analysis>) -> Translator {
