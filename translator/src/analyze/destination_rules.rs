@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::hosts::{Host, Hosts, Lookup, Origin, seen_from};
 use super::{labels_text, pods_in, selects};
-use crate::diagnostics::Diagnostic;
+use crate::diagnostics::{Diagnostic, ObjectRef};
 use crate::input::istio::{DestinationRule, Subset};
 use crate::input::{Kind, Labels, Object, World};
 use crate::model::resolve_host;
@@ -113,53 +113,88 @@ fn in_subset(subset: &Subset, labels: &Labels) -> bool {
         .all(|(k, v)| if TOPOLOGY_LABELS.contains(&k.as_str()) { !v.is_empty() } else { labels.get(k) == Some(v) })
 }
 
-/// IST0173: subsets that select no workload of the rule's service; and a warning for subsets that select by
+/// What the subsets of one DestinationRule were checked against, and what was found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleSubsets {
+    /// The hosts the rule is for, each with the Service or ServiceEntry that defines it.
+    pub services: Vec<(String, ObjectRef)>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The subsets of every rule of `world` (in its order), checked by [`check_rule_subsets`].
+pub fn check_subsets(world: &World, hosts: &Hosts<'_>) -> Vec<RuleSubsets> {
+    world
+        .destination_rules
+        .iter()
+        .map(|rule| match services_of(rule, hosts) {
+            Ok(services) if !rule.spec.subsets.is_empty() => RuleSubsets {
+                services: services.iter().map(|h| (h.name.clone(), h.origin.reference())).collect(),
+                diagnostics: check_rule_subsets(world, rule, &services),
+            },
+            _ => RuleSubsets::default(),
+        })
+        .collect()
+}
+
+/// The subsets of the rule at `index` of `world` checked again, with the services `previous` found it is for
+/// (which are still there, with the same hosts: only their endpoints changed).
+pub fn recheck_subsets(world: &World, index: usize, previous: &RuleSubsets) -> RuleSubsets {
+    let rule = &world.destination_rules[index];
+    let services: Option<Vec<Host<'_>>> =
+        previous.services.iter().map(|(name, origin)| Host::of(world, name, origin)).collect();
+    match services {
+        Some(services) => {
+            let services: Vec<&Host<'_>> = services.iter().collect();
+            RuleSubsets { services: previous.services.clone(), diagnostics: check_rule_subsets(world, rule, &services) }
+        }
+        None => RuleSubsets::default(),
+    }
+}
+
+/// IST0173: subsets of `rule` that select no workload of `services`; and a warning for subsets that select by
 /// topology labels, which pilotfish's endpoints do not carry.
-pub fn check_subsets(world: &World, hosts: &Hosts<'_>) -> Vec<Diagnostic> {
+fn check_rule_subsets(world: &World, rule: &Object<DestinationRule>, services: &[&Host<'_>]) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
-    for rule in world.destination_rules.iter().filter(|r| !r.spec.subsets.is_empty()) {
-        let Ok(services) = services_of(rule, hosts) else { continue };
-        let workloads: Vec<&Labels> = services.iter().flat_map(|host| workloads(world, host)).collect();
-        let names: Vec<String> = services.iter().map(|h| h.name.clone()).collect();
-        for (index, subset) in rule.spec.subsets.iter().enumerate() {
-            let field = format!("spec.subsets[{index}]");
-            let topology: Vec<&str> =
-                subset.labels.keys().map(String::as_str).filter(|k| TOPOLOGY_LABELS.contains(k)).collect();
-            if !topology.is_empty() {
-                diagnostics.push(report(
-                    rule,
-                    Diagnostic::warning(format!(
-                        "subset {:?} selects by {}, which istiod adds to endpoints from their Node: pilotfish reads \
-                         no Nodes, so this subset gets no endpoints from pilotfish",
-                        subset.name,
-                        topology.join(", ")
-                    )),
-                    field.clone(),
-                ));
-            }
-            if workloads.iter().any(|labels| in_subset(subset, labels)) {
-                continue;
-            }
-            let why = if workloads.is_empty() {
-                format!("{} has no workload in the input (no Pod its selector picks, no endpoint)", names.join(", "))
-            } else {
-                format!(
-                    "none of the {} workloads of {} has labels {}",
-                    workloads.len(),
-                    names.join(", "),
-                    labels_text(&subset.labels)
-                )
-            };
+    let workloads: Vec<&Labels> = services.iter().flat_map(|host| workloads(world, host)).collect();
+    let names: Vec<String> = services.iter().map(|h| h.name.clone()).collect();
+    for (index, subset) in rule.spec.subsets.iter().enumerate() {
+        let field = format!("spec.subsets[{index}]");
+        let topology: Vec<&str> =
+            subset.labels.keys().map(String::as_str).filter(|k| TOPOLOGY_LABELS.contains(k)).collect();
+        if !topology.is_empty() {
             diagnostics.push(report(
                 rule,
-                Diagnostic::error(format!(
-                    "subset {:?} selects no workload: {why}; requests to it get 503 (no healthy upstream)",
-                    subset.name
-                ))
-                .code("IST0173"),
-                field,
+                Diagnostic::warning(format!(
+                    "subset {:?} selects by {}, which istiod adds to endpoints from their Node: pilotfish reads no \
+                     Nodes, so this subset gets no endpoints from pilotfish",
+                    subset.name,
+                    topology.join(", ")
+                )),
+                field.clone(),
             ));
         }
+        if workloads.iter().any(|labels| in_subset(subset, labels)) {
+            continue;
+        }
+        let why = if workloads.is_empty() {
+            format!("{} has no workload in the input (no Pod its selector picks, no endpoint)", names.join(", "))
+        } else {
+            format!(
+                "none of the {} workloads of {} has labels {}",
+                workloads.len(),
+                names.join(", "),
+                labels_text(&subset.labels)
+            )
+        };
+        diagnostics.push(report(
+            rule,
+            Diagnostic::error(format!(
+                "subset {:?} selects no workload: {why}; requests to it get 503 (no healthy upstream)",
+                subset.name
+            ))
+            .code("IST0173"),
+            field,
+        ));
     }
     diagnostics
 }

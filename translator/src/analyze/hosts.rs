@@ -2,9 +2,11 @@
 //! (valid or not), with all their ports whatever the protocol, visible where `exportTo` says.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use crate::diagnostics::ObjectRef;
 use crate::input::istio::ServiceEntry;
-use crate::input::{Object, World, registry};
+use crate::input::{Kind, Object, World, registry};
 use crate::model::resolve_host;
 
 /// Where a host is visible: everywhere, or in some namespaces (none for `~`).
@@ -45,7 +47,28 @@ pub enum Origin<'w> {
     ServiceEntry(&'w Object<ServiceEntry>),
 }
 
-impl Origin<'_> {
+impl<'w> Origin<'w> {
+    pub fn reference(&self) -> ObjectRef {
+        match self {
+            Origin::Service(s) => s.reference(Kind::Service),
+            Origin::ServiceEntry(e) => e.reference(Kind::ServiceEntry),
+        }
+    }
+
+    /// The object `reference` names in `world`, if it is there.
+    fn find(world: &'w World, reference: &ObjectRef) -> Option<Origin<'w>> {
+        fn find<'w, T>(objects: &'w [Arc<Object<T>>], reference: &ObjectRef) -> Option<&'w Object<T>> {
+            let key = (reference.namespace.as_str(), reference.name.as_str());
+            let found = objects.binary_search_by(|o| (o.meta.namespace.as_str(), o.meta.name.as_str()).cmp(&key));
+            found.ok().map(|index| objects[index].as_ref())
+        }
+        match reference.kind {
+            Kind::Service => find(&world.services, reference).map(Origin::Service),
+            Kind::ServiceEntry => find(&world.service_entries, reference).map(Origin::ServiceEntry),
+            _ => None,
+        }
+    }
+
     /// `Service ns/name` or `ServiceEntry ns/name`.
     pub fn describe(&self) -> String {
         match self {
@@ -74,7 +97,21 @@ pub struct Host<'w> {
     pub origin: Origin<'w>,
 }
 
-impl Host<'_> {
+impl<'w> Host<'w> {
+    /// The host `name` that `origin` defines in `world`, as [`Hosts::new`] makes it.
+    pub fn of(world: &'w World, name: &str, origin: &ObjectRef) -> Option<Host<'w>> {
+        let origin = Origin::find(world, origin)?;
+        let (export, ports) = match origin {
+            Origin::Service(s) => {
+                (Export::of(&s.spec.export_to, &s.meta.namespace), s.spec.ports.iter().map(|p| p.port).collect())
+            }
+            Origin::ServiceEntry(e) => {
+                (Export::of(&e.spec.export_to, &e.meta.namespace), e.spec.ports.iter().map(|p| p.number).collect())
+            }
+        };
+        Some(Host { name: name.to_owned(), export, ports, origin })
+    }
+
     /// Why a reference to `name` from `from` does not see this host.
     pub fn hidden_because(&self, name: &str, from: &[String]) -> String {
         let to = match &self.export {

@@ -39,21 +39,27 @@ mod virtual_services;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::diagnostics::Diagnostic;
+use destination_rules::RuleSubsets;
+
+use crate::diagnostics::{Diagnostic, ObjectRef};
+use crate::input::istio::ServiceEntry;
 use crate::input::registry::Pod;
-use crate::input::{Labels, Object, World, same_objects};
+use crate::input::{Kind, Labels, Object, World, same_objects};
 use crate::model::{Model, ROOT_NAMESPACE};
 use crate::proxy::{ProxyClass, Role};
 
 /// The labels of the ingress gateway workload analysis assumes, as `istioctl analyze` does for files.
 pub const DEFAULT_GATEWAY_LABELS: [(&str, &str); 1] = [("istio", "ingressgateway")];
 
-/// What analysis found, in two parts: what follows from the configuration alone, and what also depends on the
-/// workloads (Pods and EndpointSlices), which change far more often and are all that changes then.
+/// What analysis found, in parts that change at different rates: what follows from the configuration alone; what
+/// also depends on Pods (gateway workloads, selectors); and the subsets of each DestinationRule, which also depend on
+/// endpoints. An endpoint change, the most frequent change, checks again only the rules of the services it changed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Analysis {
     configuration: Vec<Diagnostic>,
     workloads: Vec<Diagnostic>,
+    /// Per DestinationRule of the World, in its order (shared, so an update copies pointers, not checks).
+    subsets: Arc<Vec<Arc<RuleSubsets>>>,
 }
 
 impl Analysis {
@@ -62,35 +68,74 @@ impl Analysis {
         let mut configuration = virtual_services::check(world, &hosts);
         configuration.extend(destination_rules::check_hosts(world, &hosts));
         configuration.extend(untranslated::check_policy_namespaces(world));
-        Analysis { configuration: advisory(configuration), workloads: workloads(world, &hosts) }
+        Analysis { configuration: advisory(configuration), ..Analysis::of_workloads(world, &hosts) }
     }
 
-    /// The analysis of `world`, made from `self` (the analysis of `before`): when the two differ only in Pods and
-    /// EndpointSlices, only the part that depends on workloads is made again. Equals `Analysis::new(world)`.
+    /// The parts that depend on workloads.
+    fn of_workloads(world: &World, hosts: &hosts::Hosts<'_>) -> Analysis {
+        let mut workloads = gateways::check(world);
+        workloads.extend(untranslated::check_selectors(world));
+        let subsets = destination_rules::check_subsets(world, hosts)
+            .into_iter()
+            .map(|rule| Arc::new(RuleSubsets { diagnostics: advisory(rule.diagnostics), ..rule }))
+            .collect();
+        Analysis { configuration: Vec::new(), workloads: advisory(workloads), subsets: Arc::new(subsets) }
+    }
+
+    /// The analysis of `world`, made from `self` (the analysis of `before`) as far as the two share objects: when they
+    /// differ only in Pods and EndpointSlices, only the parts that depend on workloads are made again; when they
+    /// differ only in the endpoints of ServiceEntries, only the subsets of the rules for those. Equals
+    /// `Analysis::new(world)`.
     pub fn updated(&self, before: &World, world: &World) -> Analysis {
         let same_configuration = same_objects(&before.gateways, &world.gateways)
             && same_objects(&before.virtual_services, &world.virtual_services)
             && same_objects(&before.destination_rules, &world.destination_rules)
-            && same_objects(&before.service_entries, &world.service_entries)
             && same_objects(&before.services, &world.services)
             && same_objects(&before.ignored, &world.ignored);
-        if !same_configuration {
+        let Some(changed_entries) = same_configuration.then(|| endpoints_changed(before, world)).flatten() else {
             return Analysis::new(world);
+        };
+        if !same_objects(&before.pods, &world.pods) || !same_objects(&before.endpoint_slices, &world.endpoint_slices) {
+            let hosts = hosts::Hosts::new(world);
+            return Analysis { configuration: self.configuration.clone(), ..Analysis::of_workloads(world, &hosts) };
         }
-        let hosts = hosts::Hosts::new(world);
-        Analysis { configuration: self.configuration.clone(), workloads: workloads(world, &hosts) }
+        if changed_entries.is_empty() {
+            return self.clone();
+        }
+        let mut subsets = Vec::clone(&self.subsets);
+        for (index, rule) in subsets.iter_mut().enumerate() {
+            if rule.services.iter().any(|(_, origin)| changed_entries.contains(origin)) {
+                let checked = destination_rules::recheck_subsets(world, index, rule);
+                *rule = Arc::new(RuleSubsets { diagnostics: advisory(checked.diagnostics), ..checked });
+            }
+        }
+        Analysis { subsets: Arc::new(subsets), ..self.clone() }
     }
 
     pub fn diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.configuration.iter().chain(&self.workloads)
+        self.configuration.iter().chain(&self.workloads).chain(self.subsets.iter().flat_map(|r| &r.diagnostics))
     }
 }
 
-fn workloads(world: &World, hosts: &hosts::Hosts<'_>) -> Vec<Diagnostic> {
-    let mut diagnostics = gateways::check(world);
-    diagnostics.extend(destination_rules::check_subsets(world, hosts));
-    diagnostics.extend(untranslated::check_selectors(world));
-    advisory(diagnostics)
+/// The ServiceEntries of `world` that differ from those of `before` in their endpoints only; None when one came,
+/// went or changed anything else.
+fn endpoints_changed(before: &World, world: &World) -> Option<BTreeSet<ObjectRef>> {
+    if before.service_entries.len() != world.service_entries.len() {
+        return None;
+    }
+    let mut changed = BTreeSet::new();
+    for (old, new) in before.service_entries.iter().zip(&world.service_entries) {
+        if Arc::ptr_eq(old, new) || old == new {
+            continue;
+        }
+        let without_endpoints =
+            |entry: &Object<ServiceEntry>| ServiceEntry { endpoints: Vec::new(), ..entry.spec.clone() };
+        if old.meta != new.meta || without_endpoints(old) != without_endpoints(new) {
+            return None;
+        }
+        changed.insert(new.reference(Kind::ServiceEntry));
+    }
+    Some(changed)
 }
 
 /// Analysis says what will not work as meant; it refuses nothing (see [`Diagnostic::advisory`]).

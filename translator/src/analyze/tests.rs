@@ -534,6 +534,32 @@ fn an_update_of_pods_only_gives_the_analysis_of_the_new_world() {
 }
 
 #[test]
+fn an_endpoint_change_of_a_service_entry_checks_its_rules_again() {
+    let entry = |version: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {{name: reviews}}\nspec:\n  hosts: \
+             [reviews.local]\n  ports: [{{number: 9080, name: http, protocol: HTTP}}]\n  resolution: STATIC\n  \
+             endpoints: [{{address: 127.0.0.1, labels: {{version: {version}}}}}]\n---\n"
+        )
+    };
+    let rules = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  \
+                 host: reviews.local\n  subsets: [{name: v2, labels: {version: v2}}]\n---\n\
+                 apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: ghost}\nspec:\n  \
+                 host: ghost.local\n";
+    let before = world(&format!("{}{rules}", entry("v1")));
+    let analysis = Analysis::new(&before);
+    assert_eq!(analysis.diagnostics().filter(|d| d.code == Some("IST0173")).count(), 1);
+    // The same objects but the changed entry, as a source hands them over.
+    let (changed, _) = read_yaml(&entry("v2"), "test.yaml");
+    let inputs = before.inputs().filter(|i| i.kind() != Kind::ServiceEntry).chain(changed);
+    let after = World::new(inputs).0;
+    let updated = analysis.updated(&before, &after);
+    assert_eq!(updated, Analysis::new(&after));
+    assert_eq!(updated.diagnostics().filter(|d| d.code == Some("IST0173")).count(), 0);
+    assert_eq!(updated.diagnostics().filter(|d| d.code == Some("IST0174")).count(), 1, "the rest is kept");
+}
+
+#[test]
 fn representative_classes_cover_every_gateway_selector_and_namespace() {
     let translator = Translator::new(&world(WEB));
     let classes: Vec<ProxyClass> = representative_classes(translator.model());
