@@ -1,7 +1,7 @@
 //! DestinationRules against the services they are for: IST0174 (the host matches no service) and IST0173 (a subset
 //! selects no workload of the service).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::hosts::{Host, Hosts, Lookup, Origin, seen_from};
 use super::{labels_text, pods_in, selects};
@@ -60,27 +60,41 @@ pub fn check_hosts(world: &World, hosts: &Hosts<'_>) -> Vec<Diagnostic> {
     diagnostics
 }
 
-/// The label sets of the workloads behind a service: the Pods its selector picks (ready or not) or its
-/// EndpointSlices name, a ServiceEntry's endpoints, and the Pods its `workloadSelector` picks.
-fn workloads<'w>(world: &'w World, host: &Host<'w>) -> Vec<&'w Labels> {
+/// The Pods of a World named by the EndpointSlices of each Kubernetes Service, found once.
+struct SlicedPods<'w>(BTreeMap<(&'w str, &'w str), BTreeSet<&'w str>>);
+
+impl<'w> SlicedPods<'w> {
+    fn new(world: &'w World) -> SlicedPods<'w> {
+        let mut pods: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
+        for slice in &world.endpoint_slices {
+            let names = slice.spec.endpoints.iter().filter_map(|e| e.pod.as_deref());
+            pods.entry((&slice.meta.namespace, &slice.spec.service_name)).or_default().extend(names);
+        }
+        SlicedPods(pods)
+    }
+}
+
+/// The label sets of the workloads behind a service: the Pods its EndpointSlices name, else the Pods its selector
+/// picks (ready or not), as the model finds its endpoints; a ServiceEntry's endpoints, and the Pods its
+/// `workloadSelector` picks.
+fn workloads<'w>(world: &'w World, sliced: &SlicedPods<'w>, host: &Host<'w>) -> Vec<&'w Labels> {
     match host.origin {
         Origin::Service(service) => {
-            let namespace = &service.meta.namespace;
-            let sliced: BTreeSet<&str> = world
-                .endpoint_slices
-                .iter()
-                .filter(|s| s.meta.namespace == *namespace && s.spec.service_name == service.meta.name)
-                .flat_map(|s| &s.spec.endpoints)
-                .filter_map(|e| e.pod.as_deref())
-                .collect();
-            pods_in(world, namespace)
-                .iter()
-                .filter(|pod| {
-                    sliced.contains(pod.meta.name.as_str())
-                        || (!service.spec.selector.is_empty() && selects(&service.spec.selector, &pod.meta.labels))
-                })
-                .map(|pod| &pod.meta.labels)
-                .collect()
+            let namespace = service.meta.namespace.as_str();
+            let pods = pods_in(world, namespace);
+            match sliced.0.get(&(namespace, service.meta.name.as_str())) {
+                Some(names) => names
+                    .iter()
+                    .filter_map(|name| pods.binary_search_by(|p| p.meta.name.as_str().cmp(name)).ok())
+                    .map(|index| &pods[index].meta.labels)
+                    .collect(),
+                None if service.spec.selector.is_empty() => Vec::new(),
+                None => pods
+                    .iter()
+                    .filter(|p| selects(&service.spec.selector, &p.meta.labels))
+                    .map(|p| &p.meta.labels)
+                    .collect(),
+            }
         }
         Origin::ServiceEntry(entry) => {
             let mut labels: Vec<&Labels> = entry.spec.endpoints.iter().map(|e| &e.labels).collect();
@@ -123,13 +137,14 @@ pub struct RuleSubsets {
 
 /// The subsets of every rule of `world` (in its order), checked by [`check_rule_subsets`].
 pub fn check_subsets(world: &World, hosts: &Hosts<'_>) -> Vec<RuleSubsets> {
+    let sliced = SlicedPods::new(world);
     world
         .destination_rules
         .iter()
         .map(|rule| match services_of(rule, hosts) {
             Ok(services) if !rule.spec.subsets.is_empty() => RuleSubsets {
                 services: services.iter().map(|h| (h.name.clone(), h.origin.reference())).collect(),
-                diagnostics: check_rule_subsets(world, rule, &services),
+                diagnostics: check_rule_subsets(world, &sliced, rule, &services),
             },
             _ => RuleSubsets::default(),
         })
@@ -144,8 +159,15 @@ pub fn recheck_subsets(world: &World, index: usize, previous: &RuleSubsets) -> R
         previous.services.iter().map(|(name, origin)| Host::of(world, name, origin)).collect();
     match services {
         Some(services) => {
+            // Only rules for ServiceEntries are checked again (their endpoints changed): no slices to look up then.
+            let sliced = if services.iter().any(|h| matches!(h.origin, Origin::Service(_))) {
+                SlicedPods::new(world)
+            } else {
+                SlicedPods(BTreeMap::new())
+            };
             let services: Vec<&Host<'_>> = services.iter().collect();
-            RuleSubsets { services: previous.services.clone(), diagnostics: check_rule_subsets(world, rule, &services) }
+            let diagnostics = check_rule_subsets(world, &sliced, rule, &services);
+            RuleSubsets { services: previous.services.clone(), diagnostics }
         }
         None => RuleSubsets::default(),
     }
@@ -153,12 +175,17 @@ pub fn recheck_subsets(world: &World, index: usize, previous: &RuleSubsets) -> R
 
 /// IST0173: subsets of `rule` that select no workload of `services`; and a warning for subsets that select by
 /// topology labels, which pilotfish's endpoints do not carry.
-fn check_rule_subsets(world: &World, rule: &Object<DestinationRule>, services: &[&Host<'_>]) -> Vec<Diagnostic> {
+fn check_rule_subsets<'w>(
+    world: &'w World,
+    sliced: &SlicedPods<'w>,
+    rule: &Object<DestinationRule>,
+    services: &[&Host<'w>],
+) -> Vec<Diagnostic> {
     let mut diagnostics = Vec::new();
-    let workloads: Vec<&Labels> = services.iter().flat_map(|host| workloads(world, host)).collect();
-    let names: Vec<String> = services.iter().map(|h| h.name.clone()).collect();
+    let workloads: Vec<&Labels> = services.iter().flat_map(|host| workloads(world, sliced, host)).collect();
+    let names = || services.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ");
     for (index, subset) in rule.spec.subsets.iter().enumerate() {
-        let field = format!("spec.subsets[{index}]");
+        let field = || format!("spec.subsets[{index}]");
         let topology: Vec<&str> =
             subset.labels.keys().map(String::as_str).filter(|k| TOPOLOGY_LABELS.contains(k)).collect();
         if !topology.is_empty() {
@@ -170,19 +197,19 @@ fn check_rule_subsets(world: &World, rule: &Object<DestinationRule>, services: &
                     subset.name,
                     topology.join(", ")
                 )),
-                field.clone(),
+                field(),
             ));
         }
         if workloads.iter().any(|labels| in_subset(subset, labels)) {
             continue;
         }
         let why = if workloads.is_empty() {
-            format!("{} has no workload in the input (no Pod its selector picks, no endpoint)", names.join(", "))
+            format!("{} has no workload in the input (no Pod its selector picks, no endpoint)", names())
         } else {
             format!(
                 "none of the {} workloads of {} has labels {}",
                 workloads.len(),
-                names.join(", "),
+                names(),
                 labels_text(&subset.labels)
             )
         };
@@ -193,7 +220,7 @@ fn check_rule_subsets(world: &World, rule: &Object<DestinationRule>, services: &
                 subset.name
             ))
             .code("IST0173"),
-            field,
+            field(),
         ));
     }
     diagnostics

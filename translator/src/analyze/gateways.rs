@@ -117,11 +117,11 @@ fn unexposed_ports(world: &World, gateway: &Object<Gateway>, pods: &[&Object<Pod
     let mut fronting = BTreeSet::new();
     let mut fronted = Vec::new();
     for workload in &workloads {
-        let services = world.services.iter().filter(|s| {
-            s.meta.namespace == workload.namespace
-                && !s.spec.selector.is_empty()
-                && selects(&s.spec.selector, workload.labels)
-        });
+        let start = world.services.partition_point(|s| s.meta.namespace.as_str() < workload.namespace);
+        let services = world.services[start..]
+            .iter()
+            .take_while(|s| s.meta.namespace == workload.namespace)
+            .filter(|s| !s.spec.selector.is_empty() && selects(&s.spec.selector, workload.labels));
         let mut any = false;
         for service in services {
             any = true;

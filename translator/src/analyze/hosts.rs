@@ -1,7 +1,7 @@
 //! The hosts of a World as Istio's analyzers look them up: every Kubernetes Service and every ServiceEntry host
 //! (valid or not), with all their ports whatever the protocol, visible where `exportTo` says.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::diagnostics::ObjectRef;
@@ -141,7 +141,7 @@ pub enum Lookup<'h, 'w> {
 
 /// Every host of a World, exact names by name.
 pub struct Hosts<'w> {
-    exact: BTreeMap<String, Vec<Host<'w>>>,
+    exact: HashMap<String, Vec<Host<'w>>>,
     wildcards: Vec<Host<'w>>,
 }
 
@@ -166,7 +166,7 @@ impl<'w> Hosts<'w> {
                 });
             }
         }
-        let mut hosts = Hosts { exact: BTreeMap::new(), wildcards: Vec::new() };
+        let mut hosts = Hosts { exact: HashMap::new(), wildcards: Vec::new() };
         for host in all {
             if host.name.starts_with('*') {
                 hosts.wildcards.push(host);
@@ -194,14 +194,17 @@ impl<'w> Hosts<'w> {
         hidden.map_or(Lookup::Missing, Lookup::Hidden)
     }
 
-    /// The exact hosts a wildcard `pattern` covers, as seen from `from`.
+    /// The exact hosts a wildcard `pattern` covers, as seen from `from`, by name.
     pub fn covered_by(&self, pattern: &str, from: &[String]) -> Vec<&Host<'w>> {
         let suffix = &pattern[pattern.len().min(1)..];
-        self.exact
+        let mut covered: Vec<&Host<'w>> = self
+            .exact
             .values()
             .flatten()
             .filter(|host| host.name.ends_with(suffix) && host.export.visible_from(from))
-            .collect()
+            .collect();
+        covered.sort_by(|a, b| (&a.name, a.origin.reference()).cmp(&(&b.name, b.origin.reference())));
+        covered
     }
 }
 

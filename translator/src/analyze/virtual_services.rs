@@ -2,7 +2,8 @@
 //! subsets (IST0101, IST0112), and one another (IST0109). Every VirtualService is checked, delegates and ones
 //! without hosts included.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::hosts::{Hosts, Lookup, seen_from};
 use crate::diagnostics::Diagnostic;
@@ -24,23 +25,44 @@ enum AnyGateway<'w> {
 }
 
 pub fn check(world: &World, hosts: &Hosts<'_>) -> Vec<Diagnostic> {
-    let mut gateways: BTreeMap<String, AnyGateway<'_>> = world
+    let mut gateways: HashMap<(&str, &str), AnyGateway<'_>> = world
         .ignored
         .iter()
         .filter(|o| o.is("gateway.networking.k8s.io", "Gateway"))
-        .map(|o| (format!("{}/{}", o.namespace, o.name), AnyGateway::Kubernetes(o)))
+        .map(|o| ((o.namespace.as_str(), o.name.as_str()), AnyGateway::Kubernetes(o)))
         .collect();
-    gateways
-        .extend(world.gateways.iter().map(|g| (format!("{}/{}", g.meta.namespace, g.meta.name), AnyGateway::Istio(g))));
+    gateways.extend(
+        world.gateways.iter().map(|g| ((g.meta.namespace.as_str(), g.meta.name.as_str()), AnyGateway::Istio(g))),
+    );
+    let rules = Rules::new(world);
     let mut diagnostics = Vec::new();
     for vs in &world.virtual_services {
-        check_gateways(vs, &gateways, &mut diagnostics);
+        let vs_hosts: Vec<Cow<'_, str>> = vs.spec.hosts.iter().map(|h| resolve(h, &vs.meta.namespace)).collect();
+        check_gateways(vs, &vs_hosts, &gateways, &mut diagnostics);
+        let from = seen_from(&vs.spec.export_to, &vs.meta.namespace);
         for destination in destinations(&vs.spec) {
-            check_destination(vs, &destination, hosts, &world.destination_rules, &mut diagnostics);
+            check_destination(vs, &destination, &from, hosts, &rules, &mut diagnostics);
         }
     }
     diagnostics.extend(conflicting_mesh_hosts(world));
     diagnostics
+}
+
+/// `host` resolved in `namespace` ([`resolve_host`]), without a copy when it is already whole.
+fn resolve<'a>(host: &'a str, namespace: &str) -> Cow<'a, str> {
+    if host == "*" || host.contains('.') { Cow::Borrowed(host) } else { Cow::Owned(resolve_host(host, namespace)) }
+}
+
+/// The namespace and name of the gateway `reference` (in a VirtualService of `namespace`) names, as
+/// [`gateway_name`] writes them.
+fn gateway_key<'a>(reference: &'a str, namespace: &'a str) -> (&'a str, &'a str) {
+    match reference.split_once('/') {
+        Some((ns, name)) => (ns, name),
+        None => match reference.split_once('.') {
+            Some((name, ns)) => (ns.split('.').next().unwrap_or(ns), name),
+            None => (namespace, reference),
+        },
+    }
 }
 
 fn report(vs: &Object<VirtualService>, diagnostic: Diagnostic, field: impl Into<String>) -> Diagnostic {
@@ -51,11 +73,12 @@ fn report(vs: &Object<VirtualService>, diagnostic: Diagnostic, field: impl Into<
 /// none of the VirtualService's hosts (a gateway that does not exist accepts none).
 fn check_gateways(
     vs: &Object<VirtualService>,
-    gateways: &BTreeMap<String, AnyGateway<'_>>,
+    vs_hosts: &[Cow<'_, str>],
+    gateways: &HashMap<(&str, &str), AnyGateway<'_>>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
     for (index, name) in vs.spec.gateways.iter().enumerate() {
-        let field = format!("spec.gateways[{index}]");
+        let field = || format!("spec.gateways[{index}]");
         if name == "mesh" {
             continue;
         }
@@ -67,17 +90,17 @@ fn check_gateways(
                      own routes instead (pilotfish does not read the Gateway API)"
                 ))
                 .code("IST0165"),
-                field,
+                field(),
             ));
             continue;
         }
-        let full = gateway_name(name, &vs.meta.namespace);
-        let gateway = gateways.get(&full);
+        let gateway = gateways.get(&gateway_key(name, &vs.meta.namespace));
         if gateway.is_none() {
+            let full = gateway_name(name, &vs.meta.namespace);
             diagnostics.push(report(
                 vs,
                 Diagnostic::error(format!("referenced gateway not found: {full:?}")).code("IST0101"),
-                field.clone(),
+                field(),
             ));
         }
         let accepted = match gateway {
@@ -85,8 +108,7 @@ fn check_gateways(
             Some(AnyGateway::Kubernetes(gateway)) => listener_hosts(gateway),
             None => Vec::new(),
         };
-        let hosts: Vec<String> = vs.spec.hosts.iter().map(|h| resolve_host(h, &vs.meta.namespace)).collect();
-        if hosts.iter().any(|host| accepted.iter().any(|a| hosts_overlap(a, host))) {
+        if vs_hosts.iter().any(|host| accepted.iter().any(|a| hosts_overlap(a, host))) {
             continue;
         }
         let why = match gateway {
@@ -99,19 +121,20 @@ fn check_gateways(
         diagnostics.push(report(
             vs,
             Diagnostic::warning(format!(
-                "no host of this VirtualService ({}) is among the hosts of gateway {full}: {why}; it gets no route there",
-                vs.spec.hosts.join(", ")
+                "no host of this VirtualService ({}) is among the hosts of gateway {}: {why}; it gets no route there",
+                vs.spec.hosts.join(", "),
+                gateway_name(name, &vs.meta.namespace)
             ))
             .code("IST0132"),
-            field,
+            field(),
         ));
     }
 }
 
 /// The hosts a Gateway's servers accept for VirtualServices of `namespace`: `ns/host` entries count for that
 /// namespace only (`.` being the Gateway's own), `*/host` and plain hosts for every namespace.
-fn accepted_hosts(gateway: &Object<Gateway>, namespace: &str) -> Vec<String> {
-    let mut accepted = Vec::new();
+fn accepted_hosts<'w>(gateway: &'w Object<Gateway>, namespace: &str) -> Vec<&'w str> {
+    let mut accepted: Vec<&str> = Vec::new();
     for host in gateway.spec.servers.iter().flat_map(|s| &s.hosts) {
         let host = match host.split_once('/') {
             Some(("*", host)) => host,
@@ -120,49 +143,65 @@ fn accepted_hosts(gateway: &Object<Gateway>, namespace: &str) -> Vec<String> {
             Some(_) => continue,
             None => host,
         };
-        if !accepted.iter().any(|a| a == host) {
-            accepted.push(host.to_owned());
+        if !accepted.contains(&host) {
+            accepted.push(host);
         }
     }
     accepted
 }
 
 /// The hosts of a Kubernetes Gateway's listeners; a listener without one accepts any.
-fn listener_hosts(gateway: &IgnoredObject) -> Vec<String> {
+fn listener_hosts(gateway: &IgnoredObject) -> Vec<&str> {
     let listeners = gateway.spec["listeners"].as_array().into_iter().flatten();
     let hosts: Vec<Option<&str>> = listeners.map(|l| l["hostname"].as_str().filter(|h| !h.is_empty())).collect();
     if hosts.iter().any(Option::is_none) {
-        return vec!["*".to_owned()];
+        return vec!["*"];
     }
-    hosts.into_iter().flatten().map(str::to_owned).collect()
+    hosts.into_iter().flatten().collect()
 }
 
-/// A destination of a route or mirror, with the path of its field.
-struct Destination {
-    field: String,
-    host: String,
-    subset: String,
+/// Where a destination is in a VirtualService: in HTTP routes, HTTP mirrors, or TCP or TLS routes.
+#[derive(Clone, Copy)]
+enum Place {
+    Route(&'static str, usize, usize),
+    Mirror(usize),
+    Mirrors(usize, usize),
+}
+
+/// A destination of a route or mirror.
+struct Destination<'a> {
+    place: Place,
+    host: &'a str,
+    subset: &'a str,
     port: Option<i64>,
 }
 
+impl Destination<'_> {
+    /// The path of its field (written only for a diagnostic).
+    fn field(&self) -> String {
+        match self.place {
+            Place::Route(kind, i, j) => format!("spec.{kind}[{i}].route[{j}].destination"),
+            Place::Mirror(i) => format!("spec.http[{i}].mirror"),
+            Place::Mirrors(i, j) => format!("spec.http[{i}].mirrors[{j}].destination"),
+        }
+    }
+}
+
 /// Every destination of `spec`: of HTTP routes and mirrors, and of TCP and TLS routes.
-fn destinations(spec: &VirtualService) -> Vec<Destination> {
+fn destinations(spec: &VirtualService) -> Vec<Destination<'_>> {
+    fn typed(place: Place, d: &crate::input::istio::Destination) -> Destination<'_> {
+        Destination { place, host: &d.host, subset: &d.subset, port: d.port.as_ref().map(|p| p.number) }
+    }
     let mut all = Vec::new();
-    let typed = |field: String, d: &crate::input::istio::Destination| Destination {
-        field,
-        host: d.host.clone(),
-        subset: d.subset.clone(),
-        port: d.port.as_ref().map(|p| p.number),
-    };
     for (i, http) in spec.http.iter().enumerate() {
         for (j, route) in http.route.iter().enumerate() {
-            all.push(typed(format!("spec.http[{i}].route[{j}].destination"), &route.destination));
+            all.push(typed(Place::Route("http", i, j), &route.destination));
         }
         if let Some(mirror) = &http.mirror {
-            all.push(typed(format!("spec.http[{i}].mirror"), mirror));
+            all.push(typed(Place::Mirror(i), mirror));
         }
         for (j, mirror) in http.mirrors.iter().enumerate() {
-            all.push(typed(format!("spec.http[{i}].mirrors[{j}].destination"), &mirror.destination));
+            all.push(typed(Place::Mirrors(i, j), &mirror.destination));
         }
     }
     for (kind, routes) in [("tcp", &spec.tcp), ("tls", &spec.tls)] {
@@ -171,9 +210,9 @@ fn destinations(spec: &VirtualService) -> Vec<Destination> {
             for (j, destination) in route.into_iter().flatten().enumerate() {
                 let destination = &destination["destination"];
                 all.push(Destination {
-                    field: format!("spec.{kind}[{i}].route[{j}].destination"),
-                    host: destination["host"].as_str().unwrap_or_default().to_owned(),
-                    subset: destination["subset"].as_str().unwrap_or_default().to_owned(),
+                    place: Place::Route(kind, i, j),
+                    host: destination["host"].as_str().unwrap_or_default(),
+                    subset: destination["subset"].as_str().unwrap_or_default(),
                     port: destination["port"]["number"].as_i64(),
                 });
             }
@@ -185,20 +224,19 @@ fn destinations(spec: &VirtualService) -> Vec<Destination> {
 /// IST0101 for a host, port or subset that is not there, IST0112 for a missing port where the service has several.
 fn check_destination(
     vs: &Object<VirtualService>,
-    destination: &Destination,
+    destination: &Destination<'_>,
+    from: &[String],
     hosts: &Hosts<'_>,
-    rules: &[std::sync::Arc<Object<DestinationRule>>],
+    rules: &Rules<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let from = seen_from(&vs.spec.export_to, &vs.meta.namespace);
-    let host = resolve_host(&destination.host, &vs.meta.namespace);
-    let field = &destination.field;
-    let lookup = if destination.host.is_empty() { Lookup::Missing } else { hosts.find(&host, &from) };
+    let host = resolve(destination.host, &vs.meta.namespace);
+    let lookup = if destination.host.is_empty() { Lookup::Missing } else { hosts.find(&host, from) };
     match lookup {
         Lookup::Missing if destination.host.is_empty() => diagnostics.push(report(
             vs,
             Diagnostic::error("referenced host not found: the destination names no host").code("IST0101"),
-            format!("{field}.host"),
+            format!("{}.host", destination.field()),
         )),
         Lookup::Missing => diagnostics.push(report(
             vs,
@@ -207,17 +245,17 @@ fn check_destination(
                 destination.host
             ))
             .code("IST0101"),
-            format!("{field}.host"),
+            format!("{}.host", destination.field()),
         )),
         Lookup::Hidden(found) => diagnostics.push(report(
             vs,
             Diagnostic::error(format!(
                 "referenced host not found: {:?}: {}",
                 destination.host,
-                found.hidden_because(&host, &from)
+                found.hidden_because(&host, from)
             ))
             .code("IST0101"),
-            format!("{field}.host"),
+            format!("{}.host", destination.field()),
         )),
         Lookup::Visible(found) => match destination.port {
             Some(port) if !found.ports.contains(&port) => diagnostics.push(report(
@@ -228,7 +266,7 @@ fn check_destination(
                     ports_text(&found.ports)
                 ))
                 .code("IST0101"),
-                format!("{field}.port.number"),
+                format!("{}.port.number", destination.field()),
             )),
             Some(_) => {}
             None if found.ports.len() > 1 => diagnostics.push(report(
@@ -239,7 +277,7 @@ fn check_destination(
                     ports_text(&found.ports)
                 ))
                 .code("IST0112"),
-                field.clone(),
+                destination.field(),
             )),
             None if found.ports.is_empty() => diagnostics.push(report(
                 vs,
@@ -247,7 +285,7 @@ fn check_destination(
                     "{host} has no ports ({} declares none): requests routed there fail",
                     found.origin.describe()
                 )),
-                field.clone(),
+                destination.field(),
             )),
             None => {}
         },
@@ -262,22 +300,43 @@ fn ports_text(ports: &[i64]) -> String {
     ports.join(", ")
 }
 
+/// The DestinationRules of a World by the host they are for (resolved in their namespace), in any namespace.
+struct Rules<'w> {
+    exact: HashMap<String, Vec<&'w Object<DestinationRule>>>,
+    wildcards: Vec<(String, &'w Object<DestinationRule>)>,
+}
+
+impl<'w> Rules<'w> {
+    fn new(world: &'w World) -> Rules<'w> {
+        let mut rules = Rules { exact: HashMap::new(), wildcards: Vec::new() };
+        for rule in &world.destination_rules {
+            let host = resolve_host(&rule.spec.host, &rule.meta.namespace);
+            if host.starts_with('*') {
+                rules.wildcards.push((host, rule));
+            } else {
+                rules.exact.entry(host).or_default().push(rule);
+            }
+        }
+        rules
+    }
+
+    /// The rules for `host`: by its name, or by a wildcard that covers it (istiod applies both).
+    fn for_host(&self, host: &str) -> Vec<&'w Object<DestinationRule>> {
+        let exact = self.exact.get(host).into_iter().flatten().copied();
+        let wildcards = self.wildcards.iter().filter(|(pattern, _)| crate::model::host_matches(pattern, host));
+        exact.chain(wildcards.map(|(_, rule)| *rule)).collect()
+    }
+}
+
 /// IST0101 for a subset no DestinationRule for the host defines, naming the subsets the rules there do define.
 fn check_subset(
     vs: &Object<VirtualService>,
-    destination: &Destination,
+    destination: &Destination<'_>,
     host: &str,
-    rules: &[std::sync::Arc<Object<DestinationRule>>],
+    rules: &Rules<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let for_host: Vec<&Object<DestinationRule>> = rules
-        .iter()
-        .map(AsRef::as_ref)
-        .filter(|rule| {
-            let rule_host = resolve_host(&rule.spec.host, &rule.meta.namespace);
-            rule_host == host || (rule_host.starts_with('*') && crate::model::host_matches(&rule_host, host))
-        })
-        .collect();
+    let for_host = rules.for_host(host);
     if for_host.iter().any(|rule| rule.spec.subsets.iter().any(|s| s.name == destination.subset)) {
         return;
     }
@@ -298,7 +357,7 @@ fn check_subset(
         vs,
         Diagnostic::error(format!("referenced subset not found: {:?} of {host}: {defined}", destination.subset))
             .code("IST0101"),
-        format!("{}.subset", destination.field),
+        format!("{}.subset", destination.field()),
     ));
 }
 
@@ -310,34 +369,45 @@ type Naming<'w> = (&'w Object<VirtualService>, usize);
 /// everywhere that overlaps it. Each VirtualService is reported once, naming all those it conflicts with there.
 fn conflicting_mesh_hosts(world: &World) -> Vec<Diagnostic> {
     // (namespace the host is exported to, or `*`; host) → the VirtualServices and the index of the host in each.
-    let mut by_host: BTreeMap<(String, String), Vec<Naming<'_>>> = BTreeMap::new();
+    let mut by_host: BTreeMap<(Cow<'_, str>, Cow<'_, str>), Vec<Naming<'_>>> = BTreeMap::new();
     for vs in &world.virtual_services {
         let for_mesh = vs.spec.gateways.is_empty() || vs.spec.gateways.iter().any(|g| g == "mesh");
         if !for_mesh {
             continue;
         }
         let export_to = &vs.spec.export_to;
-        let scopes: BTreeSet<String> = if export_to.is_empty() || export_to.iter().any(|e| e == "*") {
-            BTreeSet::from(["*".to_owned()])
+        let scopes: BTreeSet<&str> = if export_to.is_empty() || export_to.iter().any(|e| e == "*") {
+            BTreeSet::from(["*"])
         } else {
-            export_to.iter().map(|e| if e == "." { vs.meta.namespace.clone() } else { e.clone() }).collect()
+            export_to.iter().map(|e| if e == "." { vs.meta.namespace.as_str() } else { e.as_str() }).collect()
         };
         for scope in scopes {
             for (index, host) in vs.spec.hosts.iter().enumerate() {
-                let key = (scope.clone(), resolve_host(host, &vs.meta.namespace));
+                let key = (Cow::Borrowed(scope), resolve(host, &vs.meta.namespace));
                 by_host.entry(key).or_default().push((vs, index));
             }
         }
     }
+    // The hosts exported everywhere, which conflict with an overlapping host exported to one namespace too.
+    let everywhere: Vec<(&Cow<'_, str>, &Vec<Naming<'_>>)> =
+        by_host.iter().filter(|((scope, _), _)| scope == "*").map(|((_, host), named)| (host, named)).collect();
+    let everywhere_wildcards: Vec<&(&Cow<'_, str>, &Vec<Naming<'_>>)> =
+        everywhere.iter().filter(|(host, _)| host.starts_with('*')).collect();
     let mut reported = BTreeSet::new();
     let mut diagnostics = Vec::new();
     for ((scope, host), named) in &by_host {
         let mut conflicting = named.clone();
         if scope != "*" {
-            for ((other_scope, other_host), others) in &by_host {
-                if other_scope == "*" && hosts_overlap(host, other_host) {
-                    conflicting.extend(others.iter().copied());
-                }
+            // Only a wildcard overlaps another name: an exact host looks up its own name and the wildcards.
+            let overlapping: Vec<&(&Cow<'_, str>, &Vec<Naming<'_>>)> = if host.starts_with('*') {
+                everywhere.iter().filter(|(other, _)| hosts_overlap(host, other)).collect()
+            } else {
+                let same = everywhere.binary_search_by(|(other, _)| other.as_ref().cmp(host.as_ref())).ok();
+                let wildcards = everywhere_wildcards.iter().copied().filter(|(other, _)| hosts_overlap(host, other));
+                same.map(|index| &everywhere[index]).into_iter().chain(wildcards).collect()
+            };
+            for (_, others) in overlapping {
+                conflicting.extend(others.iter().copied());
             }
         }
         if conflicting.len() < 2 {
