@@ -160,17 +160,20 @@ async fn metrics(AxumState(state): AxumState<State>) -> Response {
 }
 
 /// The sync state of every connected proxy, and the state of the configuration they are sent, as JSON: a proxy
-/// can be synced with a configuration that left out something written (`config.errors`).
+/// can be synced with a configuration that left out something written (`config.errors`), or that is served as
+/// written and will not work as meant (`config.advisory`: analysis errors, as `istioctl analyze` reports them).
 pub fn syncz_json(state: &State) -> Value {
     let proxies: Vec<Value> = state.registry.list().iter().map(|proxy| proxy_json(state, proxy)).collect();
     let inputs = state.pipeline.view();
     let errors: Vec<String> = inputs.errors().map(ToString::to_string).collect();
+    let advisory: Vec<String> = inputs.advisory_errors().map(ToString::to_string).collect();
     json!({
         "proxies": proxies,
         "config": {
             "ready": inputs.ready,
             "generation": inputs.generation,
             "errors": errors,
+            "advisory": advisory,
             "warnings": inputs.warnings,
         },
     })

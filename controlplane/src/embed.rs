@@ -31,7 +31,7 @@ use api_protos::Any;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use translator::input::{EnvoyResource, Position};
-use translator::{Diagnostic, ProxySelector, Read, Role, Severity, Source};
+use translator::{Diagnostic, ProxySelector, Read, Role, Source};
 
 use crate::State;
 use crate::bootstrap::BootstrapOptions;
@@ -154,9 +154,7 @@ impl ControlPlane {
             Ok(publication) => Ok(publication.diagnostics),
             Err(Publication { failed, diagnostics, .. }) => match failed.into_iter().next() {
                 Some((_, err)) => Err(EmbedError::Raw(err)),
-                None => Err(EmbedError::Invalid(
-                    diagnostics.into_iter().filter(|d| d.severity == Severity::Error).collect(),
-                )),
+                None => Err(EmbedError::Invalid(diagnostics.into_iter().filter(Diagnostic::rejects).collect())),
             },
         }
     }

@@ -12,7 +12,7 @@ pub fn translate_all(text: &str) {
         assert!(read.diagnostics.iter().any(|d| d.object.as_ref() == Some(object)), "{object} unnamed");
     }
     let mut last_valid = LastValid::default();
-    let translator = Translator::prepare(None, read.inputs, &read.unreadable, &mut last_valid);
+    let translator = Translator::prepare(None, read.inputs, read.ignored, &read.unreadable, &mut last_valid);
     for namespace in ["default", "shop", "istio-system"] {
         let mut gateway = ProxyClass::new(Role::Gateway);
         gateway.namespace = namespace.to_owned();

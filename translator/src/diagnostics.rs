@@ -53,6 +53,11 @@ pub struct Diagnostic {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+    /// Found by cross-object analysis, as `istioctl analyze` finds it ([`crate::analyze`]): it says what will not
+    /// work as meant, yet the configuration is served as written (Istio accepts it too), so even an error does not
+    /// refuse a change or fail `wait`. `pilotfish analyze` counts it as its severity says.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub advisory: bool,
 }
 
 impl Diagnostic {
@@ -69,7 +74,26 @@ impl Diagnostic {
     }
 
     fn new(severity: Severity, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity, code: None, object: None, field: String::new(), message: message.into(), source: None }
+        Diagnostic {
+            severity,
+            code: None,
+            object: None,
+            field: String::new(),
+            message: message.into(),
+            source: None,
+            advisory: false,
+        }
+    }
+
+    /// Marks the diagnostic as [`Diagnostic::advisory`].
+    pub fn advisory(mut self) -> Diagnostic {
+        self.advisory = true;
+        self
+    }
+
+    /// An error that means something written is not served as written: not an advisory one.
+    pub fn rejects(&self) -> bool {
+        self.severity == Severity::Error && !self.advisory
     }
 
     pub fn code(mut self, code: &'static str) -> Diagnostic {

@@ -470,7 +470,9 @@ fn kubernetes_service(object: &Object<registry::Service>, registry: &Registry<'_
     let ports: Vec<Port> = spec
         .ports
         .iter()
-        .filter(|p| p.protocol.eq_ignore_ascii_case("TCP"))
+        // As Istio: UDP and SCTP ports are not routed; any other protocol (`TCP`, or the `HTTP` some hand-written
+        // files carry) is a TCP port whose application protocol the port name or `appProtocol` gives.
+        .filter(|p| !is_udp_or_sctp(&p.protocol))
         .filter_map(|p| {
             let number = u32::try_from(p.port).ok()?;
             let protocol = Protocol::parse(p.app_protocol.as_deref().unwrap_or(&p.name));
@@ -541,6 +543,11 @@ fn kubernetes_service(object: &Object<registry::Service>, registry: &Registry<'_
         source: object.meta.source.clone(),
         short_names: short_names(name, namespace),
     }
+}
+
+/// Kubernetes transport protocols pilotfish does not route.
+pub fn is_udp_or_sctp(protocol: &str) -> bool {
+    protocol.eq_ignore_ascii_case("UDP") || protocol.eq_ignore_ascii_case("SCTP")
 }
 
 fn sorted_ports(mut ports: Vec<Port>) -> Vec<Port> {

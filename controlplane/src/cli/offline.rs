@@ -1,7 +1,6 @@
 //! What `translate`, `analyze` and `explain` share: reading a file or directory (or, for `analyze`, a cluster's
 //! objects) and translating it offline, through the same pipeline `serve` runs.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -52,32 +51,9 @@ impl Offline {
         self.pipeline.snapshot(class).with_context(|| format!("failed to build the snapshot of {class}"))
     }
 
-    /// One proxy class per Gateway selector and a sidecar per namespace: enough to see every class-specific
-    /// diagnostic the input can produce.
+    /// The proxy classes whose translations show every class-specific diagnostic of the input.
     pub fn representative_classes(&self) -> Vec<ProxyClass> {
-        let model = self.translator.model();
-        let mut classes = BTreeSet::new();
-        for gateway in &model.gateways {
-            let mut class = ProxyClass::new(Role::Gateway);
-            class.labels = gateway.spec.selector.clone();
-            class.namespace = gateway.meta.namespace.clone();
-            classes.insert(class);
-        }
-        let namespaces: BTreeSet<&String> = model
-            .virtual_services
-            .iter()
-            .map(|v| &v.meta.namespace)
-            .chain(model.services.values().map(|s| &s.namespace))
-            .collect();
-        for namespace in namespaces {
-            let mut class = ProxyClass::new(Role::Sidecar);
-            class.namespace = namespace.clone();
-            classes.insert(class);
-        }
-        if classes.is_empty() {
-            classes.insert(ProxyClass::new(Role::Sidecar));
-        }
-        classes.into_iter().collect()
+        translator::analyze::representative_classes(self.translator.model())
     }
 }
 

@@ -41,10 +41,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 pub fn table(syncz: &Value) -> String {
     let mut out = proxy_table(syncz);
     let errors = syncz["config"]["errors"].as_array().cloned().unwrap_or_default();
+    let advisory = syncz["config"]["advisory"].as_array().cloned().unwrap_or_default();
     let warnings = syncz["config"]["warnings"].as_u64().unwrap_or_default();
-    if !errors.is_empty() {
-        out.push_str(&format!("\nconfiguration: {} error(s), {warnings} warning(s)\n", errors.len()));
-        for error in &errors {
+    if !errors.is_empty() || !advisory.is_empty() {
+        out.push_str(&format!(
+            "\nconfiguration: {} error(s), {} analysis error(s) (served as written), {warnings} warning(s)\n",
+            errors.len(),
+            advisory.len()
+        ));
+        for error in errors.iter().chain(&advisory) {
             out.push_str(&format!("  {}\n", text(error)));
         }
     } else if warnings > 0 {
@@ -124,7 +129,10 @@ mod tests {
             "config": {"errors": ["error VirtualService default/reviews spec.http[0]: bad (at r.yaml:7:5)"], "warnings": 2},
         });
         let table = table(&syncz);
-        assert!(table.contains("configuration: 1 error(s), 2 warning(s)"), "{table}");
+        assert!(
+            table.contains("configuration: 1 error(s), 0 analysis error(s) (served as written), 2 warning(s)"),
+            "{table}"
+        );
         assert!(table.contains("  error VirtualService default/reviews"), "{table}");
     }
 

@@ -16,7 +16,9 @@ const POLL: Duration = Duration::from_millis(50);
 /// Exit status, once the proxies have ACKed (or earlier, for a rejection):
 ///   0  synced, and everything written is served
 ///   3  synced, but the configuration has errors: something written is not served as written (an object that
-///      does not read or is invalid keeps its last valid version); the errors are printed
+///      does not read or is invalid keeps its last valid version); the errors are printed. Analysis errors (a
+///      route to a host that does not exist, as `istioctl analyze` reports them) are printed too, and exit 0:
+///      what they point at is served as written, as Istio serves it
 ///   2  a proxy rejected the latest configuration (NACK); Envoy's message is printed
 ///   1  the timeout passed (or the admin address did not answer)
 ///
@@ -135,7 +137,18 @@ async fn wait(args: Args) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| verdict(&syncz, args.proxy.as_deref()))
             {
                 Verdict::Synced => {
-                    let errors = config_errors(&syncz);
+                    let advisory = config_list(&syncz, "advisory");
+                    if !advisory.is_empty() {
+                        // Served as written, as Istio would: said, not a failure.
+                        eprintln!(
+                            "pilotfish: synced; analysis reports {} problem(s) with what is served:",
+                            advisory.len()
+                        );
+                        for problem in &advisory {
+                            eprintln!("  {problem}");
+                        }
+                    }
+                    let errors = config_list(&syncz, "errors");
                     if errors.is_empty() {
                         return Ok(ExitCode::SUCCESS);
                     }
@@ -170,9 +183,9 @@ async fn object_verdict(admin: SocketAddr, object: Option<&ObjectSpec>) -> Optio
     }
 }
 
-/// The errors of the configuration served, as `/debug/syncz` lists them.
-fn config_errors(syncz: &Value) -> Vec<String> {
-    let errors = syncz["config"]["errors"].as_array().cloned().unwrap_or_default();
+/// A list of the configuration served, as `/debug/syncz` has it (`errors`, `advisory`).
+fn config_list(syncz: &Value, key: &str) -> Vec<String> {
+    let errors = syncz["config"][key].as_array().cloned().unwrap_or_default();
     errors.iter().map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_owned)).collect()
 }
 

@@ -314,10 +314,12 @@ impl Pipeline {
         self.metrics.config_reloads.inc();
         let mut diagnostics = Vec::new();
         let mut inputs = Vec::new();
+        let mut ignored = Vec::new();
         let mut unreadable = Vec::new();
         let mut raw = Vec::new();
         for unit in state.units.values() {
             inputs.extend(unit.read.inputs.iter().cloned());
+            ignored.extend(unit.read.ignored.iter().cloned());
             unreadable.extend(unit.read.unreadable.iter().cloned());
             diagnostics.extend(unit.read.diagnostics.iter().cloned());
             diagnostics.extend(unit.kept.iter().cloned());
@@ -328,10 +330,10 @@ impl Pipeline {
         }
         let mut last_valid = state.last_valid.clone();
         let previous = state.published.as_ref().map(|p| p.translator.as_ref());
-        let translator = Arc::new(Translator::prepare(previous, inputs, &unreadable, &mut last_valid));
+        let translator = Arc::new(Translator::prepare(previous, inputs, ignored, &unreadable, &mut last_valid));
         diagnostics.extend(translator.diagnostics().iter().cloned());
         let diagnostics = translator::diagnostics::sorted(diagnostics);
-        if commit == Commit::IfValid && diagnostics.iter().any(|d| d.severity == Severity::Error) {
+        if commit == Commit::IfValid && diagnostics.iter().any(Diagnostic::rejects) {
             return (Publication { diagnostics, ..Publication::default() }, None);
         }
         let raw = Arc::new(raw);
@@ -346,7 +348,7 @@ impl Pipeline {
         }
         info!(
             objects = translator.world().len(),
-            errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count(),
+            errors = diagnostics.iter().filter(|d| d.rejects()).count(),
             changed_classes = rebuild.changed.len(),
             took_ms = started.elapsed().as_millis() as u64,
             "configuration published"

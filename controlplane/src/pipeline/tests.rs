@@ -270,3 +270,23 @@ fn a_unit_emptied_of_everything_it_held_says_so() {
     assert!(messages.iter().any(|m| m.contains("holds nothing now")), "{messages:#?}");
     assert!(fixture.state.pipeline.view().objects.is_empty());
 }
+
+#[test]
+fn analysis_errors_are_shown_and_refuse_nothing() {
+    // A subset no workload carries is IST0173, an error for istioctl analyze: Istio serves the rule all the same,
+    // and so does pilotfish, with the error in the view but not among the errors that fail `wait`.
+    let fixture = Fixture::new();
+    let changes = ChangeSet {
+        units: vec![(
+            UnitKey::file(std::path::Path::new("t.yaml")),
+            Some(translator::read(&world(9102, "v9", 50), "t.yaml")),
+        )],
+        ..ChangeSet::default()
+    };
+    let publication = fixture.source.apply(changes, Commit::IfValid).expect("analysis refuses nothing");
+    let subset = publication.diagnostics.iter().find(|d| d.code == Some("IST0173")).expect("IST0173");
+    assert!(subset.severity == Severity::Error && subset.advisory && !subset.rejects());
+    let view = fixture.state.pipeline.view();
+    assert_eq!((view.errors, view.advisory_errors), (0, 1), "{:?}", fixture.messages());
+    assert_eq!(view.errors().count(), 0);
+}

@@ -34,14 +34,22 @@ pub struct InputsView {
     pub raw_resources: Vec<RawView>,
     /// Every diagnostic of the configuration served: reading, validation, analysis, the sources' own problems.
     pub diagnostics: Vec<Diagnostic>,
+    /// Errors that mean something written is not served as written.
     pub errors: usize,
+    /// Errors of analysis (as `istioctl analyze` reports them): what is served will not work as meant.
+    pub advisory_errors: usize,
     pub warnings: usize,
 }
 
 impl InputsView {
     /// The diagnostics that are errors: something written is not served as written.
     pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.diagnostics.iter().filter(|d| d.severity == Severity::Error)
+        self.diagnostics.iter().filter(|d| d.rejects())
+    }
+
+    /// The errors of analysis: served as written, and will not work as meant.
+    pub fn advisory_errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.diagnostics.iter().filter(|d| d.severity == Severity::Error && d.advisory)
     }
 }
 
@@ -105,7 +113,8 @@ pub(super) fn build(state: &State, diagnostics: &[Diagnostic]) -> InputsView {
         read_at_unix: super::now_unix(),
         source: state.sources.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "),
         diagnostics: diagnostics.to_vec(),
-        errors: diagnostics.iter().filter(|d| d.severity == Severity::Error).count(),
+        errors: diagnostics.iter().filter(|d| d.rejects()).count(),
+        advisory_errors: diagnostics.iter().filter(|d| d.severity == Severity::Error && d.advisory).count(),
         warnings: diagnostics.iter().filter(|d| d.severity == Severity::Warning).count(),
         ..InputsView::default()
     };

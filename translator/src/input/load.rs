@@ -27,7 +27,7 @@ use super::istio::unsupported_field;
 use super::kinds::{self, Classification};
 use super::registry::{EndpointSlice, Pod, Service};
 use super::yaml::{self, YamlDocument};
-use super::{Input, Kind, Meta, Object, Source};
+use super::{Input, Kind, Labels, Meta, Object, Source};
 use crate::diagnostics::{Diagnostic, ObjectRef};
 use crate::proxy::ProxySelector;
 
@@ -57,7 +57,8 @@ pub struct EnvoyResource {
     pub source: Source,
 }
 
-/// An object of a kind translation does not use.
+/// An object of a kind translation does not use. Analysis looks at some of them as `istioctl analyze` does (a
+/// Gateway's Secret, a Sidecar's workload selector, a Kubernetes Gateway a VirtualService names).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct IgnoredObject {
     pub api_version: String,
@@ -65,6 +66,20 @@ pub struct IgnoredObject {
     pub namespace: String,
     pub name: String,
     pub source: Option<Source>,
+    #[serde(skip)]
+    pub labels: Labels,
+    /// The spec of an Istio or Gateway API object (which pilotfish knows and does not translate); null for other
+    /// kinds, whose contents (a Secret's data) are not kept.
+    #[serde(skip)]
+    pub spec: Value,
+}
+
+impl IgnoredObject {
+    /// Whether this is `kind` of the API group `group` (`""` for Kubernetes' core group).
+    pub fn is(&self, group: &str, kind: &str) -> bool {
+        let own_group = self.api_version.rsplit_once('/').map_or("", |(group, _)| group);
+        self.kind == kind && own_group == group
+    }
 }
 
 /// Reads every document of `text` (named `file` in diagnostics).
@@ -116,11 +131,24 @@ fn read_value(value: &Value, source: &Source, read: &mut Read) {
         );
         return;
     }
+    let metadata = object.get("metadata").unwrap_or(&Value::Null);
     let name = || {
-        let metadata = &object.get("metadata").cloned().unwrap_or_default();
         let name = metadata["name"].as_str().unwrap_or_default().to_owned();
         let namespace = metadata["namespace"].as_str().unwrap_or(DEFAULT_NAMESPACE).to_owned();
         (namespace, name)
+    };
+    let ignored = |spec: Value| {
+        let (namespace, name) = name();
+        let labels = metadata["labels"].as_object().into_iter().flatten();
+        IgnoredObject {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            namespace,
+            name,
+            source: Some(source.clone()),
+            labels: labels.filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect(),
+            spec,
+        }
     };
     let described = || {
         let (namespace, name) = name();
@@ -147,17 +175,9 @@ fn read_value(value: &Value, source: &Source, read: &mut Read) {
             ),
             None => {}
         },
-        Classification::Ignored => {
-            let (namespace, name) = name();
-            read.ignored.push(IgnoredObject {
-                api_version: api_version.to_owned(),
-                kind: kind.to_owned(),
-                namespace,
-                name,
-                source: Some(source.clone()),
-            });
-        }
+        Classification::Ignored => read.ignored.push(ignored(Value::Null)),
         Classification::NotTranslated { security, note } => {
+            read.ignored.push(ignored(object.get("spec").cloned().unwrap_or_default()));
             let message = format!("{}: {note}", described());
             let diagnostic = if security { Diagnostic::error(message) } else { Diagnostic::warning(message) };
             read.diagnostics.push(diagnostic.source(Some(source.clone())));
@@ -213,12 +233,16 @@ fn object_input(kind: Kind, value: &Value, source: &Source) -> (Result<Input, Op
             let spec = value.get("spec").unwrap_or(&Value::Null);
             istio_spec(kind, meta, spec, &mut diagnostics)
         }
-        Kind::Service => kubernetes::<core::Service>(&reference, value, source, &mut diagnostics)
-            .map(|s| Input::Service(Arc::new(Object { meta, spec: Service::from(s.spec.unwrap_or_default()) }))),
+        Kind::Service => kubernetes::<core::Service>(&reference, value, source, &mut diagnostics).map(|s| {
+            report_service_protocols(&reference, source, &s, &mut diagnostics);
+            Input::Service(Arc::new(Object { meta, spec: Service::from_k8s(s) }))
+        }),
         Kind::EndpointSlice => kubernetes::<discovery::EndpointSlice>(&reference, value, source, &mut diagnostics)
             .map(|s| Input::EndpointSlice(Arc::new(Object { meta, spec: EndpointSlice::from_k8s(s) }))),
         Kind::Pod => kubernetes::<core::Pod>(&reference, value, source, &mut diagnostics)
             .map(|p| Input::Pod(Arc::new(Object { meta, spec: Pod::from_k8s(p) }))),
+        // Kinds only analysis names: `kinds::classify` never reads them.
+        Kind::Sidecar | Kind::Telemetry | Kind::AuthorizationPolicy => None,
     };
     let errors = diagnostics.iter().any(|d| d.severity == crate::Severity::Error);
     match input {
@@ -257,7 +281,12 @@ fn istio_spec(kind: Kind, meta: Meta, spec: &Value, diagnostics: &mut Vec<Diagno
         Kind::ServiceEntry => {
             Input::ServiceEntry(Arc::new(Object { meta, spec: typed(spec, "spec", &reference, source, diagnostics)? }))
         }
-        Kind::Service | Kind::EndpointSlice | Kind::Pod => return None,
+        Kind::Service
+        | Kind::EndpointSlice
+        | Kind::Pod
+        | Kind::Sidecar
+        | Kind::Telemetry
+        | Kind::AuthorizationPolicy => return None,
     })
 }
 
@@ -292,6 +321,31 @@ fn typed<T: DeserializeOwned>(
                     .field(error.path),
             );
             None
+        }
+    }
+}
+
+/// A port protocol Kubernetes does not have (`protocol: HTTP`): the apiserver refuses it, Istio reads the port as
+/// TCP, and so does pilotfish.
+fn report_service_protocols(
+    reference: &ObjectRef,
+    source: &Source,
+    service: &core::Service,
+    out: &mut Vec<Diagnostic>,
+) {
+    let ports = service.spec.as_ref().and_then(|s| s.ports.as_deref()).unwrap_or_default();
+    for (index, port) in ports.iter().enumerate() {
+        let Some(protocol) = port.protocol.as_deref() else { continue };
+        if !["TCP", "UDP", "SCTP"].contains(&protocol) {
+            out.push(
+                Diagnostic::warning(format!(
+                    "protocol {protocol:?} is not a Kubernetes protocol (TCP, UDP or SCTP): the apiserver refuses it; \
+                     pilotfish, as Istio, reads the port as TCP, its application protocol coming from the port name \
+                     or appProtocol"
+                ))
+                .object(reference.clone(), Some(source.clone()))
+                .field(format!("spec.ports[{index}].protocol")),
+            );
         }
     }
 }

@@ -22,7 +22,8 @@ pub use yaml::{Position, Positions};
 
 use crate::diagnostics::{Diagnostic, ObjectRef};
 
-/// The kinds translation reads.
+/// The kinds translation reads, and the kinds of Istio it does not read that analysis names in its diagnostics (as
+/// `istioctl analyze` checks them: a Sidecar whose workload selector matches no Pod).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum Kind {
     Gateway,
@@ -32,6 +33,17 @@ pub enum Kind {
     Service,
     EndpointSlice,
     Pod,
+    // Never read into an [`Input`]:
+    Sidecar,
+    Telemetry,
+    AuthorizationPolicy,
+}
+
+impl Kind {
+    /// Whether objects of this kind are read into an [`Input`] (the others are only named by analysis).
+    pub fn is_read(self) -> bool {
+        !matches!(self, Kind::Sidecar | Kind::Telemetry | Kind::AuthorizationPolicy)
+    }
 }
 
 impl fmt::Display for Kind {
@@ -219,9 +231,18 @@ pub struct World {
     pub services: Vec<Arc<Object<registry::Service>>>,
     pub endpoint_slices: Vec<Arc<Object<registry::EndpointSlice>>>,
     pub pods: Vec<Arc<Object<registry::Pod>>>,
+    /// Objects of kinds translation does not use, by kind, namespace and name: only analysis looks at them.
+    pub ignored: Vec<Arc<IgnoredObject>>,
 }
 
 impl World {
+    /// This World with `ignored` as the objects of kinds translation does not use.
+    pub fn with_ignored(mut self, ignored: impl IntoIterator<Item = IgnoredObject>) -> World {
+        self.ignored = ignored.into_iter().map(Arc::new).collect();
+        self.ignored.sort_by(|a, b| (&a.kind, &a.namespace, &a.name).cmp(&(&b.kind, &b.namespace, &b.name)));
+        self
+    }
+
     /// Gathers objects in any order into a world that is the same for the same objects. Of two objects with one
     /// kind, namespace and name, the older one is kept when both have a creation timestamp (Istio's rule), else the
     /// first one handed over (sources hand files over in path order); the other is reported, with where the kept one

@@ -16,6 +16,9 @@ pub struct Service {
     /// Pods with these labels back the service; empty for services without a selector.
     pub selector: Labels,
     pub cluster_ip: Option<String>,
+    /// The namespaces the service is visible in, from the `networking.istio.io/exportTo` annotation (`.` is its
+    /// own namespace); empty for everywhere. pilotfish does not enforce it; analysis reports what Istio would hide.
+    pub export_to: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -66,6 +69,22 @@ pub struct Pod {
 }
 
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// Istio's annotation that limits where a Kubernetes Service is visible.
+pub const EXPORT_TO_ANNOTATION: &str = "networking.istio.io/exportTo";
+
+impl Service {
+    /// The service as translation needs it: its spec, and the namespaces Istio's `exportTo` annotation names.
+    pub fn from_k8s(service: core::Service) -> Service {
+        let export_to = service
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(EXPORT_TO_ANNOTATION))
+            .map(|list| list.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default();
+        Service { export_to, ..Service::from(service.spec.unwrap_or_default()) }
+    }
+}
 
 impl From<core::ServiceSpec> for Service {
     fn from(spec: core::ServiceSpec) -> Service {
@@ -91,6 +110,7 @@ impl From<core::ServiceSpec> for Service {
             ports,
             selector: spec.selector.unwrap_or_default().into_iter().collect(),
             cluster_ip: spec.cluster_ip.filter(|ip| !ip.is_empty() && ip != "None"),
+            export_to: Vec::new(),
         }
     }
 }

@@ -43,13 +43,12 @@ use api_protos::pb::envoy::r#type::v3::Percent;
 use api_protos::pb::google::protobuf::{UInt32Value, UInt64Value};
 
 use super::envoy::{ads, duration, seconds, socket_address, typed};
-use crate::diagnostics::Diagnostic;
 use crate::duration::parse_duration;
 use crate::input::istio::{
     ClientTlsSettings, ConnectionPoolSettings, ConsistentHashLb, DestinationRule, LoadBalancerSettings,
     OutlierDetection, Subset, TrafficPolicy,
 };
-use crate::input::{Kind, Labels, Object};
+use crate::input::{Labels, Object};
 use crate::model::{Endpoint, Port, Resolution, Service, cluster_name};
 
 /// Key of the upstream HTTP options in `typed_extension_protocol_options`.
@@ -67,7 +66,6 @@ const DEFAULT_MINIMUM_RING_SIZE: u64 = 1024;
 pub fn service_clusters(
     service: &Service,
     rule: Option<&Object<DestinationRule>>,
-    diagnostics: &mut Vec<Diagnostic>,
 ) -> (Vec<Cluster>, Vec<ClusterLoadAssignment>) {
     let mut clusters = Vec::new();
     let mut assignments = Vec::new();
@@ -76,9 +74,6 @@ pub fn service_clusters(
     let named_subsets = subsets.iter().enumerate().filter(|(_, s)| !s.name.is_empty());
     for port in &service.ports {
         for subset in std::iter::once(None).chain(named_subsets.clone().map(Some)) {
-            if let (Some(rule), Some((index, subset))) = (rule, subset) {
-                check_subset_selects(service, port.number, rule, index, subset, diagnostics);
-            }
             let (cluster, assignment) = ClusterSpec::new(service, port, rule, subset).build();
             clusters.push(cluster);
             assignments.extend(assignment);
@@ -116,36 +111,6 @@ fn hash_policy(hash: &ConsistentHashLb) -> Option<HashPolicy> {
         return None;
     };
     Some(HashPolicy { policy_specifier: Some(specifier), ..Default::default() })
-}
-
-/// IST0173: a subset whose labels select none of the endpoints the service has for `port`.
-fn check_subset_selects(
-    service: &Service,
-    port: u32,
-    rule: &Object<DestinationRule>,
-    index: usize,
-    subset: &Subset,
-    diagnostics: &mut Vec<Diagnostic>,
-) {
-    let no_labels = Labels::new();
-    let has_endpoints = service.endpoints_for(port, &no_labels).next().is_some();
-    if !has_endpoints || service.endpoints_for(port, &subset.labels).next().is_some() {
-        return;
-    }
-    let labels: Vec<String> = subset.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    diagnostics.push(
-        Diagnostic::warning(format!(
-            "subset {:?} selects no endpoints of {} port {port}: no endpoint has labels {{{}}}; its cluster {} \
-             has no endpoints",
-            subset.name,
-            service.hostname,
-            labels.join(", "),
-            cluster_name(port, &subset.name, &service.hostname),
-        ))
-        .code("IST0173")
-        .object(rule.reference(Kind::DestinationRule), rule.meta.source.clone())
-        .field(format!("spec.subsets[{index}]")),
-    );
 }
 
 // === Effective traffic policy ===

@@ -78,7 +78,7 @@ pub fn translate(
             if !Protocol::parse(&port.protocol).is_http() || port.protocol.is_empty() {
                 continue; // HTTPS/TLS/TCP servers: reported by validation, not served yet
             }
-            let listen_port = resolve_port(model, gateway, class, server_port, index, diagnostics);
+            let listen_port = resolve_port(model, class, server_port);
             let bind = if server.bind.is_empty() { DEFAULT_BIND.to_owned() } else { server.bind.clone() };
             listeners.entry((bind, listen_port)).or_default().push(BoundServer { gateway, server, index, server_port });
         }
@@ -112,39 +112,21 @@ fn selects(gateway: &Object<Gateway>, class: &ProxyClass) -> bool {
 }
 
 /// The port a server listens on: the target port of the Service that fronts the gateway workload (Istio's ingress
-/// chart maps 80 → 8080), else the server port.
-fn resolve_port(
-    model: &Model,
-    gateway: &Object<Gateway>,
-    class: &ProxyClass,
-    server_port: u32,
-    index: usize,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> u32 {
-    let fronting: Vec<_> = model
+/// chart maps 80 → 8080), else the server port. A port no such Service has is reported by [`crate::analyze`]
+/// (IST0162).
+fn resolve_port(model: &Model, class: &ProxyClass, server_port: u32) -> u32 {
+    let fronting = model
         .kubernetes_services
         .iter()
         .filter(|s| !s.spec.selector.is_empty())
-        .filter(|s| s.spec.selector.iter().all(|(k, v)| class.labels.get(k) == Some(v)))
-        .collect();
-    for service in &fronting {
+        .filter(|s| s.spec.selector.iter().all(|(k, v)| class.labels.get(k) == Some(v)));
+    for service in fronting {
         if let Some(port) = service.spec.ports.iter().find(|p| p.port == i64::from(server_port)) {
             return match &port.target_port {
                 Some(TargetPort::Number(n)) => u32::try_from(*n).unwrap_or(server_port),
                 _ => server_port,
             };
         }
-    }
-    if let Some(service) = fronting.first() {
-        diagnostics.push(
-            Diagnostic::warning(format!(
-                "port {server_port} is not a port of Service {}/{}, which selects this gateway; listening on {server_port}",
-                service.meta.namespace, service.meta.name
-            ))
-            .code("IST0162")
-            .object(gateway.reference(Kind::Gateway), gateway.meta.source.clone())
-            .field(format!("spec.servers[{index}].port.number")),
-        );
     }
     server_port
 }
@@ -180,7 +162,6 @@ fn virtual_hosts(
                         "host {server_host} on port {} is already served by Gateway {owner}; this server's claim is ignored",
                         bound.server_port
                     ))
-                    .code("IST0145")
                     .object(bound.gateway.reference(Kind::Gateway), bound.gateway.meta.source.clone())
                     .field(format!("spec.servers[{}].hosts", bound.index)),
                 );

@@ -32,9 +32,9 @@ use api_protos::pb::envoy::config::route::v3::RouteConfiguration;
 pub use listener::listener_name;
 pub use route::gateway_name;
 
-use crate::analyze;
-use crate::diagnostics::{Diagnostic, ObjectRef, Severity, sorted};
-use crate::input::{Input, World, same_objects};
+use crate::analyze::Analysis;
+use crate::diagnostics::{Diagnostic, ObjectRef, sorted};
+use crate::input::{IgnoredObject, Input, World, same_objects};
 use crate::model::{Model, Resolution, Service};
 use crate::proxy::{ProxyClass, Role};
 use crate::validate::Checks;
@@ -70,8 +70,8 @@ pub struct Translator {
     world: World,
     checks: Checks,
     model: Model,
-    /// What [`analyze::analyze`] found in `model`.
-    analysis: Vec<Diagnostic>,
+    /// What [`Analysis`] found in `world`.
+    analysis: Analysis,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -89,8 +89,11 @@ impl Translator {
     pub fn update(previous: &Translator, world: &World) -> Translator {
         let checks = Checks::new(world, Some((&previous.world, &previous.checks)));
         match previous.model.updated(&previous.world, &previous.checks, world, &checks) {
-            // Hosts, rules, gateways and VirtualServices are as they were: so is the analysis.
-            Some(model) => Translator::assemble(world, checks, model, Some(previous.analysis.clone())),
+            // Hosts, rules, gateways and VirtualServices are as they were: so is much of the analysis.
+            Some(model) => {
+                let analysis = previous.analysis.updated(&previous.world, world);
+                Translator::assemble(world, checks, model, Some(analysis))
+            }
             None => {
                 let model = previous.model.rebuilt(&previous.world, world, &checks);
                 Translator::assemble(world, checks, model, None)
@@ -98,7 +101,8 @@ impl Translator {
         }
     }
 
-    /// The Translator of `inputs` as a source hands them over: duplicates are reported (the first definition counts),
+    /// The Translator of `inputs` as a source hands them over (with the objects of kinds translation does not use,
+    /// which analysis looks at): duplicates are reported (the first definition counts),
     /// and an object that is invalid now, or that did not read at all (`unreadable`), is served at its version in
     /// `last_valid` when it has one, with its errors and a note saying so. `last_valid` is then brought up to date:
     /// valid objects become their own last valid version, objects gone from the inputs are forgotten. Built from
@@ -106,10 +110,12 @@ impl Translator {
     pub fn prepare(
         previous: Option<&Translator>,
         inputs: Vec<Input>,
+        ignored: Vec<IgnoredObject>,
         unreadable: &[ObjectRef],
         last_valid: &mut LastValid,
     ) -> Translator {
         let (world, mut extra) = World::new(inputs.iter().cloned());
+        let world = world.with_ignored(ignored);
         let checks = Checks::new(&world, previous.map(|p| (&p.world, &p.checks)));
         let invalid = checks.invalid(&world);
         let stale: BTreeSet<&ObjectRef> =
@@ -132,7 +138,8 @@ impl Translator {
                 .into_iter()
                 .filter(|input| !stale.contains(&input.reference()))
                 .chain(stale.iter().map(|reference| last_valid.0[*reference].clone()));
-            let (world_kept, _) = World::new(replaced);
+            let (mut world_kept, _) = World::new(replaced);
+            world_kept.ignored = world.ignored.clone();
             let checks_kept = Checks::new(&world_kept, Some((&world, &checks)));
             (world_kept, checks_kept)
         };
@@ -141,7 +148,8 @@ impl Translator {
             None => Model::checked(&world, &checks),
             Some(previous) => match previous.model.updated(&previous.world, &previous.checks, &world, &checks) {
                 Some(model) => {
-                    let mut translator = Translator::assemble(&world, checks, model, Some(previous.analysis.clone()));
+                    let analysis = previous.analysis.updated(&previous.world, &world);
+                    let mut translator = Translator::assemble(&world, checks, model, Some(analysis));
                     translator.add_diagnostics(extra);
                     return translator;
                 }
@@ -160,16 +168,17 @@ impl Translator {
         }
     }
 
-    /// Whether any diagnostic of this World (not of one class) is an error: something written is not served.
+    /// Whether any diagnostic of this World (not of one class) is an error that means something written is not
+    /// served (analysis errors do not: see [`Diagnostic::advisory`]).
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+        self.diagnostics.iter().any(Diagnostic::rejects)
     }
 
-    fn assemble(world: &World, checks: Checks, model: Model, analysis: Option<Vec<Diagnostic>>) -> Translator {
-        let analysis = analysis.unwrap_or_else(|| analyze::analyze(&model));
+    fn assemble(world: &World, checks: Checks, model: Model, analysis: Option<Analysis>) -> Translator {
+        let analysis = analysis.unwrap_or_else(|| Analysis::new(world));
         let mut diagnostics: Vec<Diagnostic> = checks.diagnostics().cloned().collect();
         diagnostics.extend(model.diagnostics.iter().cloned());
-        diagnostics.extend(analysis.iter().cloned());
+        diagnostics.extend(analysis.diagnostics().cloned());
         Translator { world: world.clone(), checks, model, analysis, diagnostics: sorted(diagnostics) }
     }
 
@@ -226,12 +235,11 @@ impl Translator {
 
     /// The ClusterLoadAssignments of the services `hosts` names, as [`Translator::translate`] makes them for `class`.
     pub fn endpoints(&self, class: &ProxyClass, hosts: &BTreeSet<String>) -> Vec<ClusterLoadAssignment> {
-        let mut diagnostics = Vec::new();
         let mut endpoints = Vec::new();
         for host in hosts {
             let Some(service) = self.model.services.get(host.as_str()) else { continue };
             let rule = self.model.destination_rule(host, &class.namespace);
-            endpoints.extend(cluster::service_clusters(service, rule.map(AsRef::as_ref), &mut diagnostics).1);
+            endpoints.extend(cluster::service_clusters(service, rule.map(AsRef::as_ref)).1);
         }
         endpoints.sort_by_cached_key(|e| e.cluster_name.clone());
         endpoints
@@ -251,8 +259,7 @@ impl Translator {
         let mut endpoints = Vec::new();
         for service in self.model.services.values() {
             let rule = self.model.destination_rule(&service.hostname, &class.namespace);
-            let (service_clusters, assignments) =
-                cluster::service_clusters(service, rule.map(AsRef::as_ref), &mut diagnostics);
+            let (service_clusters, assignments) = cluster::service_clusters(service, rule.map(AsRef::as_ref));
             clusters.extend(service_clusters);
             endpoints.extend(assignments);
         }

@@ -279,11 +279,8 @@ fn route_action(
         }));
     }
     let mut weighted = Vec::new();
-    for (index, destination) in http.route.iter().enumerate() {
-        let field = format!("{field}.route[{index}].destination");
-        let Some(cluster) = destination_cluster(&destination.destination, vs, &field, context, diagnostics) else {
-            continue;
-        };
+    for destination in &http.route {
+        let Some(cluster) = destination_cluster(&destination.destination, vs, context) else { continue };
         let weight = if http.route.len() == 1 { 100 } else { destination.weight.unwrap_or(0) };
         if weight == 0 {
             continue; // weight-0 destinations are dropped, as istiod does
@@ -377,7 +374,7 @@ fn route_action(
     // keeps the previous-hosts predicate even when they hash.
     let consistent_hash = http.route.len() == 1 && !action.hash_policy.is_empty();
     action.retry_policy = retry_policy(http.retries.as_ref(), consistent_hash);
-    action.request_mirror_policies = mirror_policies(vs, http, field, context, diagnostics);
+    action.request_mirror_policies = mirror_policies(vs, http, context);
     Some(route::Action::Route(action))
 }
 
@@ -389,18 +386,14 @@ struct DestinationCluster {
     rule: Option<std::sync::Arc<Object<crate::input::istio::DestinationRule>>>,
 }
 
-/// Resolves a destination (host, port, subset) to a cluster name, reporting what cannot be found (IST0101,
-/// IST0112). A host that does not exist still gets its cluster name, so requests fail as in istiod (503).
+/// Resolves a destination (host, port, subset) to a cluster name. A host that does not exist still gets its cluster
+/// name, so requests fail as in istiod (503); a destination without a port to a service with several is skipped.
+/// What cannot be found is reported by [`crate::analyze`] (IST0101, IST0112), once for every proxy class.
 fn destination_cluster(
     destination: &Destination,
     vs: &Object<VirtualService>,
-    field: &str,
     context: &RouteContext<'_>,
-    diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<DestinationCluster> {
-    let report = |diagnostic: Diagnostic, diagnostics: &mut Vec<Diagnostic>| {
-        diagnostics.push(diagnostic.object(vs.reference(Kind::VirtualService), vs.meta.source.clone()));
-    };
     let host = resolve_host(&destination.host, &vs.meta.namespace);
     let service = context.model.services.get(host.as_str());
     let explicit = destination.port.as_ref().and_then(|p| u32::try_from(p.number).ok());
@@ -408,53 +401,10 @@ fn destination_cluster(
         (Some(port), _) => port,
         (None, Some(service)) if service.ports.len() == 1 => service.ports[0].number,
         (None, Some(service)) if service.port(context.port).is_some() => context.port,
-        (None, Some(service)) => {
-            let ports: Vec<String> = service.ports.iter().map(|p| p.number.to_string()).collect();
-            report(
-                Diagnostic::error(format!(
-                    "{host} has several ports ({}): the destination must name one; skipped",
-                    ports.join(", ")
-                ))
-                .code("IST0112")
-                .field(format!("{field}.port")),
-                diagnostics,
-            );
-            return None;
-        }
+        (None, Some(_)) => return None,
         (None, None) => context.port,
     };
-    if service.is_none() {
-        report(
-            Diagnostic::error(format!("referenced host not found: {host:?}"))
-                .code("IST0101")
-                .field(format!("{field}.host")),
-            diagnostics,
-        );
-    } else if let Some(service) = service
-        && service.port(port).is_none()
-    {
-        report(
-            Diagnostic::error(format!("{host} has no port {port}"))
-                .code("IST0101")
-                .field(format!("{field}.port.number")),
-            diagnostics,
-        );
-    }
     let rule = context.model.destination_rule(&host, &context.class.namespace).cloned();
-    if !destination.subset.is_empty() {
-        let known = rule.as_ref().is_some_and(|r| r.spec.subsets.iter().any(|s| s.name == destination.subset));
-        if !known {
-            report(
-                Diagnostic::error(format!(
-                    "referenced subset not found: {:?} of {host} (no DestinationRule defines it)",
-                    destination.subset
-                ))
-                .code("IST0101")
-                .field(format!("{field}.subset")),
-                diagnostics,
-            );
-        }
-    }
     Some(DestinationCluster {
         name: cluster_name(port, &destination.subset, &host),
         port,
@@ -466,16 +416,12 @@ fn destination_cluster(
 fn mirror_policies(
     vs: &Object<VirtualService>,
     http: &HttpRoute,
-    field: &str,
     context: &RouteContext<'_>,
-    diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<route_action::RequestMirrorPolicy> {
     let mut policies = Vec::new();
     let mut add = |destination: &Destination,
-                   fraction: Option<api_protos::pb::envoy::r#type::v3::FractionalPercent>,
-                   field: String,
-                   diagnostics: &mut Vec<Diagnostic>| {
-        if let Some(cluster) = destination_cluster(destination, vs, &field, context, diagnostics) {
+                   fraction: Option<api_protos::pb::envoy::r#type::v3::FractionalPercent>| {
+        if let Some(cluster) = destination_cluster(destination, vs, context) {
             policies.push(route_action::RequestMirrorPolicy {
                 cluster: cluster.name,
                 runtime_fraction: fraction.map(|default_value| RuntimeFractionalPercent {
@@ -492,11 +438,11 @@ fn mirror_policies(
             (None, Some(p)) => Some(percent_of_hundred(p)),
             (None, None) => None,
         };
-        add(mirror, fraction, format!("{field}.mirror"), diagnostics);
+        add(mirror, fraction);
     }
-    for (index, mirror) in http.mirrors.iter().enumerate() {
+    for mirror in &http.mirrors {
         let fraction = mirror.percentage.as_ref().map(|p| percent_of_million(p.value));
-        add(&mirror.destination, fraction, format!("{field}.mirrors[{index}].destination"), diagnostics);
+        add(&mirror.destination, fraction);
     }
     policies
 }

@@ -10,12 +10,14 @@
 //! [`crate::analyze`] and translation, which see the whole [`World`].
 //!
 //! Codes: errors carry `IST0106` (istioctl's SchemaValidationError); deprecated fields `IST0002` (Deprecated);
-//! a route after a catch-all `IST0130` (VirtualServiceUnreachableRule). Warnings about what pilotfish does not
-//! support carry no code: istioctl has none for them.
+//! rules and matches no request reaches `IST0130` and `IST0131` (VirtualServiceUnreachableRule, a warning, and
+//! VirtualServiceIneffectiveMatch, an info). Warnings about what pilotfish does not support carry no code: istioctl
+//! has none for them.
 
 mod destination_rule;
 mod gateway;
 mod service_entry;
+mod unreachable;
 mod virtual_service;
 
 use std::collections::BTreeSet;
@@ -37,8 +39,6 @@ pub use virtual_service::validate_virtual_service;
 const SCHEMA_ERROR: &str = "IST0106";
 /// istioctl's code for a deprecated field.
 const DEPRECATED: &str = "IST0002";
-/// istioctl's code for a rule no request can reach.
-const UNREACHABLE_RULE: &str = "IST0130";
 
 /// What validation found: diagnostics for every object, and the objects translation must skip.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -308,7 +308,7 @@ fn is_ip_or_cidr(value: &str) -> bool {
 }
 
 /// Whether two hosts of one object overlap: equal, or one's wildcard covers the other (`*.com` and `a.com`).
-fn hosts_overlap(a: &str, b: &str) -> bool {
+pub(crate) fn hosts_overlap(a: &str, b: &str) -> bool {
     if a.eq_ignore_ascii_case(b) {
         return true;
     }

@@ -857,12 +857,80 @@ fn routes_after_a_catch_all_are_unreachable() {
             hosts: [reviews]
             http:
             - route: [{destination: {host: reviews, subset: v1}}]
-            - match: [{uri: {prefix: /a}}]
+            - match: [{uri: {prefix: /a}}, {uri: {prefix: /b}}]
+              route: [{destination: {host: reviews}}]
+            - route: [{destination: {host: reviews}}]
+        "#);
+    for field in ["spec.http[1].match[0]", "spec.http[1].match[1]"] {
+        let unreachable = warning(&validation, field, "rule #1 is never used: http[0] before it has no match");
+        assert_eq!(unreachable.code, Some("IST0130"));
+    }
+    let last = warning(&validation, "spec.http[2]", "only the last rule may have no match");
+    assert_eq!(last.code, Some("IST0130"));
+    no_errors(&validation);
+}
+
+#[test]
+fn a_match_an_earlier_rule_has_is_ineffective_and_a_rule_of_only_such_matches_unreachable() {
+    let validation = vs(r#"
+            hosts: [reviews]
+            http:
+            - name: first
+              match: [{name: products, uri: {prefix: /api/v1/products}}]
+              route: [{destination: {host: reviews}}]
+            - name: second
+              match: [{uri: {prefix: /api/v1/products}}]
+              route: [{destination: {host: reviews}}]
+            - match: [{uri: {prefix: /api/v1/products}}, {uri: {prefix: /potato}}]
               route: [{destination: {host: reviews}}]
         "#);
-    let unreachable = warning(&validation, "spec.http[1]", "unreachable: http[0] before it has no match");
-    assert_eq!(unreachable.code, Some("IST0130"));
-    no_errors(&validation);
+    let same =
+        find(&validation, Severity::Info, "spec.http[1].match[0]", "rule \"first\" before it has the same match");
+    assert_eq!(same.code, Some("IST0131"));
+    let unused = warning(&validation, "spec.http[1]", "rule \"second\" is never used: every one of its matches");
+    assert_eq!(unused.code, Some("IST0130"));
+    find(&validation, Severity::Info, "spec.http[2].match[0]", "the same match");
+    assert!(
+        !validation.diagnostics.iter().any(|d| d.field == "spec.http[2]"),
+        "rule #2 has a match of its own:\n{}",
+        listing(&validation)
+    );
+}
+
+#[test]
+fn a_uri_prefix_an_earlier_prefix_covers_is_ineffective() {
+    let validation = vs(r#"
+            hosts: [reviews]
+            http:
+            - match: [{uri: {prefix: /api/v1/prod}, method: {exact: GET}}]
+              route: [{destination: {host: reviews}}]
+            - match: [{uri: {prefix: /api/v1/product}}, {uri: {prefix: /api/v1/products}, method: {exact: POST}}]
+              route: [{destination: {host: reviews}}]
+        "#);
+    let covered = find(&validation, Severity::Info, "spec.http[1].match[0]", "(prefix /api/v1/prod) of rule #0");
+    assert_eq!(covered.code, Some("IST0131"));
+    assert!(
+        !validation.diagnostics.iter().any(|d| d.field == "spec.http[1].match[1]"),
+        "another method is another match:\n{}",
+        listing(&validation)
+    );
+}
+
+#[test]
+fn tcp_and_tls_rules_are_checked_for_duplicate_matches() {
+    let validation = vs(r#"
+            hosts: ["*"]
+            gateways: [tcp-gateway]
+            tcp:
+            - match: [{port: 31400}]
+              route: [{destination: {host: tcp-echo, port: {number: 9000}}}]
+            - match: [{port: 31400}]
+              route: [{destination: {host: tcp-echo, port: {number: 9001}}}]
+        "#);
+    let duplicate = find(&validation, Severity::Info, "spec.tcp[1].match[0]", "rule #0 before it has the same match");
+    assert_eq!(duplicate.code, Some("IST0131"));
+    let unused = warning(&validation, "spec.tcp[1]", "rule #1 is never used");
+    assert_eq!(unused.code, Some("IST0130"));
 }
 
 #[test]

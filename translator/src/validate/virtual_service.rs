@@ -3,9 +3,9 @@
 use base64::Engine;
 
 use super::{
-    MatchUse, Minimum, Report, UNREACHABLE_RULE, check_duration, check_export_to, check_fqdn, check_headers,
-    check_labels, check_mirror_percentage, check_percentage, check_port, check_regex, check_string_match,
-    check_whole_percent, check_wildcard_domain, hosts_overlap, is_dns1123_label, is_header_name, is_ip,
+    MatchUse, Minimum, Report, check_duration, check_export_to, check_fqdn, check_headers, check_labels,
+    check_mirror_percentage, check_percentage, check_port, check_regex, check_string_match, check_whole_percent,
+    check_wildcard_domain, hosts_overlap, is_dns1123_label, is_header_name, is_ip, unreachable,
 };
 use crate::diagnostics::Diagnostic;
 use crate::duration::parse_duration;
@@ -59,25 +59,10 @@ pub fn validate_virtual_service(vs: &Object<VirtualService>) -> Vec<Diagnostic> 
     if spec.http.is_empty() && spec.tcp.is_empty() && spec.tls.is_empty() {
         report.error("spec", "a VirtualService needs at least one of http, tcp, tls routes");
     }
-    let mut catch_all: Option<usize> = None;
     for (index, http) in spec.http.iter().enumerate() {
-        let field = format!("spec.http[{index}]");
-        check_http_route(&mut report, &field, http, gateways_only);
-        if http.delegate.is_some() {
-            continue;
-        }
-        match catch_all {
-            Some(first) => report.push(
-                Diagnostic::warning(format!(
-                    "this route is unreachable: http[{first}] before it has no match and takes every request"
-                ))
-                .code(UNREACHABLE_RULE),
-                field,
-            ),
-            None if http.matches.is_empty() => catch_all = Some(index),
-            None => {}
-        }
+        check_http_route(&mut report, &format!("spec.http[{index}]"), http, gateways_only);
     }
+    unreachable::check(&mut report, spec);
     if !spec.tls.is_empty() {
         report.warning("spec.tls", "TLS routes are not translated yet: pilotfish serves the http routes only");
     }

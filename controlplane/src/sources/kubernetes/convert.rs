@@ -25,7 +25,7 @@ fn slot(kind: Kind, meta: &Meta, input: Option<Input>, diagnostics: Vec<translat
 
 pub(crate) fn service(service: core::Service) -> Slot {
     let meta = meta(&service);
-    let spec = Service::from(service.spec.unwrap_or_default());
+    let spec = Service::from_k8s(service);
     let input = Input::Service(Arc::new(Object { meta: meta.clone(), spec }));
     slot(Kind::Service, &meta, Some(input), Vec::new())
 }
